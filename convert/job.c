@@ -1,0 +1,137 @@
+/* job.c - tie a checkpoint, its plan and a recipe together (see job.h). */
+#include "convert/job.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/qp_ggml_types.h"
+#include "quant/qtype.h"
+#include "quant/recipe.h"
+
+struct qp_job {
+    char *dir;
+    qp_hf_config cfg;
+    qp_st_model *st;
+    qp_plan *plan;
+    const qp_preset *preset;
+    uint32_t *types;
+    int *fallback;
+    char recipe_desc[64];
+};
+
+static uint32_t choose_from_job(void *ctx, const qp_plan *plan, int64_t i)
+{
+    (void)plan;
+    return ((const qp_job *)ctx)->types[i];
+}
+
+qp_status qp_job_open(const char *hf_dir, const qp_job_options *opt, qp_job **out, qp_err *err)
+{
+    *out = NULL;
+    qp_job *job = calloc(1, sizeof *job);
+    if (!job || !(job->dir = strdup(hf_dir))) {
+        free(job);
+        return qp_err_set(err, QP_ERR_NOMEM, hf_dir, "out of memory");
+    }
+    qp_status s = QP_OK;
+    job->preset = qp_preset_find(opt->preset ? opt->preset : "BF16");
+    if (!job->preset) {
+        s = qp_err_set(err, QP_ERR_USAGE, NULL, "unknown type or preset '%s'", opt->preset);
+        goto fail;
+    }
+    if (opt->imatrix_path) {
+        s = qp_err_set(err, QP_ERR_UNSUPPORTED, opt->imatrix_path, "importance matrices are not supported yet");
+        goto fail;
+    }
+    if ((s = qp_hf_config_load(hf_dir, &job->cfg, err)) != QP_OK)
+        goto fail;
+    if ((s = qp_st_open_dir(hf_dir, &job->st, err)) != QP_OK)
+        goto fail;
+    if ((s = qp_plan_build(job->st, &job->cfg, &job->plan, err)) != QP_OK)
+        goto fail;
+    int64_t n = qp_plan_count(job->plan);
+    job->types = calloc((size_t)n, sizeof *job->types);
+    job->fallback = calloc((size_t)n, sizeof *job->fallback);
+    if (!job->types || !job->fallback) {
+        s = qp_err_set(err, QP_ERR_NOMEM, hf_dir, "out of memory");
+        goto fail;
+    }
+    qp_recipe_params rp;
+    memset(&rp, 0, sizeof rp);
+    rp.preset = job->preset;
+    rp.pure = opt->pure;
+    rp.output_type = opt->output_type;
+    rp.token_embd_type = opt->token_embd_type;
+    rp.has_imatrix = opt->imatrix_path != NULL;
+    rp.n_layer = job->cfg.num_hidden_layers;
+    rp.n_expert = job->cfg.num_experts;
+    rp.n_head = job->cfg.num_attention_heads;
+    rp.n_head_kv = job->cfg.num_key_value_heads;
+    rp.has_output = qp_plan_find(job->plan, "output.weight") >= 0;
+    for (int64_t i = 0; i < n; i++) {
+        qp_tensor_role r = qp_plan_at(job->plan, i)->role;
+        rp.n_attn_v += r == QP_ROLE_ATTN_V;
+        rp.n_ffn_down += r == QP_ROLE_FFN_DOWN || r == QP_ROLE_FFN_DOWN_EXPS;
+    }
+    qp_recipe *rec = qp_recipe_new(&rp);
+    if (!rec) {
+        s = qp_err_set(err, QP_ERR_NOMEM, hf_dir, "out of memory");
+        goto fail;
+    }
+    for (int k = 0; k < opt->n_overrides; k++)
+        if (qp_recipe_add_override(rec, opt->override_patterns[k], opt->override_types[k]) != 0) {
+            qp_recipe_free(rec);
+            s = qp_err_set(err, QP_ERR_USAGE, NULL, "bad --tensor-type pattern '%s'", opt->override_patterns[k]);
+            goto fail;
+        }
+    for (int64_t i = 0; i < n; i++) {
+        const qp_plan_tensor *t = qp_plan_at(job->plan, i);
+        /* Sources are offered as the F32 (vectors, router) or BF16 they
+         * would be in a lossless file; those keep that type. */
+        uint32_t src = t->keep_f32 ? QP_GGML_F32 : job->preset->default_type;
+        job->types[i] = qp_recipe_choose(rec, t->name, t->n_dims, t->ne, src, &job->fallback[i]);
+        if (t->keep_f32)
+            job->types[i] = QP_GGML_F32;
+    }
+    qp_recipe_free(rec);
+    snprintf(job->recipe_desc, sizeof job->recipe_desc, "%s%s", job->preset->name, opt->pure ? " pure" : "");
+    *out = job;
+    return QP_OK;
+fail:
+    qp_job_free(job);
+    return s;
+}
+
+void qp_job_free(qp_job *job)
+{
+    if (!job)
+        return;
+    qp_plan_free(job->plan);
+    qp_st_close(job->st);
+    free(job->types);
+    free(job->fallback);
+    free(job->dir);
+    free(job);
+}
+
+const qp_plan *qp_job_plan(const qp_job *job) { return job->plan; }
+const char *qp_job_dir(const qp_job *job) { return job->dir; }
+uint32_t qp_job_type(const qp_job *job, int64_t i) { return job->types[i]; }
+int qp_job_fallback(const qp_job *job, int64_t i) { return job->fallback[i]; }
+
+uint64_t qp_job_tensor_bytes(const qp_job *job, int64_t i)
+{
+    const qp_plan_tensor *t = qp_plan_at(job->plan, i);
+    return qp_qtype_row_bytes(job->types[i], t->row_len) * (uint64_t)t->n_rows;
+}
+
+void qp_job_convert_options(const qp_job *job, qp_convert_options *out)
+{
+    memset(out, 0, sizeof *out);
+    out->file_type = job->preset->file_type;
+    out->recipe = job->recipe_desc;
+    out->choose_type = choose_from_job;
+    out->choose_ctx = (void *)job;
+    out->default_type = job->preset->default_type;
+}

@@ -1,0 +1,39 @@
+/* job.h - a conversion job: checkpoint + plan + per-tensor types chosen by
+ * a preset recipe (+ importance matrix), ready to hand to qp_convert_plan. */
+#ifndef QP_JOB_H
+#define QP_JOB_H
+
+#include <stdint.h>
+
+#include "common/qp_error.h"
+#include "convert/convert.h"
+#include "convert/plan.h"
+
+typedef struct {
+    const char *preset;          /* preset or type name; NULL = "BF16" */
+    int pure;
+    int output_type;             /* -1: preset decides */
+    int token_embd_type;         /* -1: preset decides */
+    int n_overrides;
+    const char *const *override_patterns;
+    const uint32_t *override_types;
+    const char *imatrix_path;    /* NULL: none */
+} qp_job_options;
+
+typedef struct qp_job qp_job;
+
+qp_status qp_job_open(const char *hf_dir, const qp_job_options *opt, qp_job **out, qp_err *err);
+void qp_job_free(qp_job *job);
+
+const qp_plan *qp_job_plan(const qp_job *job);
+const char *qp_job_dir(const qp_job *job);
+uint32_t qp_job_type(const qp_job *job, int64_t i);
+/* The type the preset wanted when the row length forced a fallback, else -1. */
+int qp_job_fallback(const qp_job *job, int64_t i);
+uint64_t qp_job_tensor_bytes(const qp_job *job, int64_t i); /* output bytes of tensor i */
+
+/* Fill choose_type / importance / file_type / recipe; the caller sets
+ * out_path, n_threads and progress. */
+void qp_job_convert_options(const qp_job *job, qp_convert_options *out);
+
+#endif

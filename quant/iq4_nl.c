@@ -1,0 +1,68 @@
+/* iq4_nl.c - IQ4_NL: 32 elements, f16 d, y = d * kvalues[q] with ggml's
+ * fixed non-uniform 16-level table (layout in quant/qblocks.h); vec_dot
+ * against Q8_0.
+ *
+ * Quantizer: the exact weighted-least-squares scale over every assignment
+ * of table levels (kquant_search's sweep), then the best f16 neighbour.
+ * Plain quantization (imp == NULL) minimises the unweighted error. */
+#include "quant/qtype_internal.h"
+
+#include "quant/kquant_search.h"
+#include "quant/qblocks.h"
+
+const int8_t qp_iq4_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                  1,    13,   25,  38,  53,  69,  89,  113};
+
+static void quantize_row_iq4_nl(const float *src, void *dst, int64_t n, const float *imp)
+{
+    qp_block_iq4_nl *b = dst;
+    qp_ks_grid g;
+    qp_ks_grid_table(&g, qp_iq4_values, 16);
+    float w[QP_QK];
+    uint8_t L[QP_QK];
+    for (int64_t i = 0; i < n / QP_QK; i++) {
+        qp_ks_block_weights(imp ? imp + i * QP_QK : NULL, QP_QK, w);
+        qp_ks_sym_block_f16(QP_QK, src + i * QP_QK, w, &g, &b[i].d, L);
+        for (int j = 0; j < QP_QK / 2; j++)
+            b[i].qs[j] = (uint8_t)(L[j] | (L[j + QP_QK / 2] << 4));
+    }
+}
+
+static void dequantize_row_iq4_nl(const void *src, float *dst, int64_t n)
+{
+    const qp_block_iq4_nl *b = src;
+    for (int64_t i = 0; i < n / QP_QK; i++) {
+        const float d = qp_f16_to_f32(b[i].d);
+        float *y = dst + i * QP_QK;
+        for (int j = 0; j < QP_QK / 2; j++) {
+            y[j] = d * (float)qp_iq4_values[b[i].qs[j] & 0xF];
+            y[j + QP_QK / 2] = d * (float)qp_iq4_values[b[i].qs[j] >> 4];
+        }
+    }
+}
+
+static float vec_dot_iq4_nl(int64_t n, const void *w_row, const void *act_row)
+{
+    const qp_block_iq4_nl *x = w_row;
+    const qp_block_q8_0 *y = act_row;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QP_QK; i++) {
+        int32_t isum = 0;
+        for (int j = 0; j < QP_QK / 2; j++) {
+            isum += qp_iq4_values[x[i].qs[j] & 0xF] * y[i].qs[j];
+            isum += qp_iq4_values[x[i].qs[j] >> 4] * y[i].qs[j + QP_QK / 2];
+        }
+        sum += (float)isum * (qp_f16_to_f32(x[i].d) * qp_f16_to_f32(y[i].d));
+    }
+    return sum;
+}
+
+const qp_qtype qp_qtype_iq4_nl = {
+    .type = QP_GGML_IQ4_NL,
+    .block_elems = QP_QK,
+    .block_bytes = sizeof(qp_block_iq4_nl),
+    .quantize_row = quantize_row_iq4_nl,
+    .dequantize_row = dequantize_row_iq4_nl,
+    .vec_dot_type = QP_GGML_Q8_0,
+    .vec_dot = vec_dot_iq4_nl,
+};

@@ -1,0 +1,89 @@
+/* q6_k.c - Q6_K: 256 elements in 16 sub-blocks of 16, 6-bit codes
+ * (q - 32), int8 sub-block scales under one f16 d (layout in
+ * quant/qblocks.h); vec_dot against Q8_K.
+ *
+ * Quantizer: qp_ks_sym_superblock (exact per-sub-block scale sweep, then
+ * the super-scale and the integer neighbours of every sub-block scale
+ * searched against the exact block error). */
+#include "quant/qtype_internal.h"
+
+#include "quant/kquant_search.h"
+#include "quant/qblocks.h"
+
+static void quantize_row_q6_k(const float *src, void *dst, int64_t n, const float *imp)
+{
+    qp_ks_grid g;
+    qp_ks_grid_uniform(&g, -32, 31); /* level k is code q = k */
+    const qp_ks_sym_spec spec = {.nsub = 16, .sublen = 16, .grid = &g, .lmin = -128, .lmax = 127};
+    qp_block_q6_k *b = dst;
+    float w[QP_QK_K];
+    uint8_t L[QP_QK_K];
+    int ls[16];
+    for (int64_t i = 0; i < n / QP_QK_K; i++) {
+        const float *x = src + i * QP_QK_K;
+        qp_ks_block_weights(imp ? imp + i * QP_QK_K : NULL, QP_QK_K, w);
+        qp_ks_sym_superblock(&spec, x, w, &b[i].d, ls, L);
+        for (int s = 0; s < 16; s++)
+            b[i].scales[s] = (int8_t)ls[s];
+        memset(b[i].ql, 0, sizeof b[i].ql);
+        memset(b[i].qh, 0, sizeof b[i].qh);
+        for (int e = 0; e < QP_QK_K; e++) {
+            const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+            b[i].ql[64 * h + 32 * (k & 1) + l] |= (uint8_t)((L[e] & 0xF) << (k >= 2 ? 4 : 0));
+            b[i].qh[32 * h + l] |= (uint8_t)((L[e] >> 4) << (2 * k));
+        }
+    }
+}
+
+/* Code (0..63; the value is code - 32) of element e = 128h + 32k + l. */
+static inline int q6_k_code(const qp_block_q6_k *b, int h, int k, int l)
+{
+    const int lo = (b->ql[64 * h + 32 * (k & 1) + l] >> (k >= 2 ? 4 : 0)) & 0xF;
+    return lo | (((b->qh[32 * h + l] >> (2 * k)) & 3) << 4);
+}
+
+static void dequantize_row_q6_k(const void *src, float *dst, int64_t n)
+{
+    const qp_block_q6_k *b = src;
+    for (int64_t i = 0; i < n / QP_QK_K; i++) {
+        const float d = qp_f16_to_f32(b[i].d);
+        float *y = dst + i * QP_QK_K;
+        for (int s = 0; s < 16; s++) {
+            const float dl = d * (float)b[i].scales[s];
+            const int h = s / 8, k = (s % 8) / 2, l0 = 16 * (s % 2);
+            for (int l = l0; l < l0 + 16; l++)
+                *y++ = dl * (float)(q6_k_code(&b[i], h, k, l) - 32);
+        }
+    }
+}
+
+static float vec_dot_q6_k(int64_t n, const void *w_row, const void *act_row)
+{
+    const qp_block_q6_k *x = w_row;
+    const qp_block_q8_k *y = act_row;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QP_QK_K; i++) {
+        int32_t isum = 0;
+        for (int s = 0; s < 16; s++) {
+            const int h = s / 8, k = (s % 8) / 2, l0 = 16 * (s % 2);
+            const int8_t *a = y[i].qs + 16 * s;
+            int32_t dot = 0;
+            for (int l = 0; l < 16; l++)
+                dot += q6_k_code(&x[i], h, k, l0 + l) * a[l];
+            dot -= 32 * y[i].bsums[s];
+            isum += x[i].scales[s] * dot;
+        }
+        sum += y[i].d * qp_f16_to_f32(x[i].d) * (float)isum;
+    }
+    return sum;
+}
+
+const qp_qtype qp_qtype_q6_k = {
+    .type = QP_GGML_Q6_K,
+    .block_elems = QP_QK_K,
+    .block_bytes = sizeof(qp_block_q6_k),
+    .quantize_row = quantize_row_q6_k,
+    .dequantize_row = dequantize_row_q6_k,
+    .vec_dot_type = QP_GGML_Q8_K,
+    .vec_dot = vec_dot_q6_k,
+};

@@ -1,0 +1,393 @@
+/* forward.c - one forward pass built from named kernels (see forward.h).
+ *
+ * Shapes (B = tokens in this pass, E = n_embd, H/KV = heads, D = head_dim,
+ * F = feed-forward width, V = vocabulary):
+ *   x    [B][E]      residual stream
+ *   xb   [B][E]      normed input of a block; xb2 [B][E] block output
+ *   q    [B][H*D]    queries; keys/values go straight into the cache
+ *   kc/vc[L][n_ctx][KV*D]
+ *   att  [B][H*D]    attention output before the output projection
+ *   hb/hb2 [B][F]    SwiGLU gate/up */
+#include "runtime-lite/forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/qp_threads.h"
+#include "runtime-lite/kernels.h"
+#include "runtime-lite/matmul.h"
+
+struct qp_rt_state {
+    const qp_rt_model *m;
+    int64_t n_ctx, max_batch, pos;
+    int n_threads;
+    float *x, *xb, *xb2, *q, *att, *hb, *hb2;
+    float *key_cache, *value_cache;
+    float *rope_cos, *rope_sin; /* [n_ctx][D/2] */
+    float *scores;              /* [n_threads][n_ctx] */
+    /* MoE */
+    float *router;              /* [B][n_expert] */
+    int32_t *sel;               /* [B][k] chosen experts */
+    float *sel_w;               /* [B][k] their weights */
+    int32_t *rows;              /* [B] tokens routed to the current expert */
+    float *rows_w;              /* [B] their weights */
+    float *xe, *ye, *moe_acc;   /* [B][E] */
+};
+
+static void *zalloc(int64_t n_floats)
+{
+    if (n_floats <= 0)
+        n_floats = 1;
+    size_t bytes = ((size_t)n_floats * sizeof(float) + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, bytes);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
+void qp_rt_state_free(qp_rt_state *s)
+{
+    if (!s)
+        return;
+    float **bufs[] = {&s->x, &s->xb, &s->xb2, &s->q, &s->att, &s->hb, &s->hb2, &s->key_cache, &s->value_cache,
+                      &s->rope_cos, &s->rope_sin, &s->scores, &s->router, &s->sel_w, &s->rows_w,
+                      &s->xe, &s->ye, &s->moe_acc};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(*bufs[i]);
+    free(s->sel);
+    free(s->rows);
+    free(s);
+}
+
+qp_status qp_rt_state_new(const qp_rt_model *m, int64_t n_ctx, int64_t max_batch, int n_threads,
+                          qp_rt_state **out, qp_err *err)
+{
+    *out = NULL;
+    const qp_rt_config *c = qp_rt_model_config(m);
+    if (n_ctx <= 0 || n_ctx > ((int64_t)1 << 24))
+        return qp_err_set(err, QP_ERR_USAGE, NULL, "context size %lld out of range", (long long)n_ctx);
+    if (max_batch <= 0 || max_batch > n_ctx)
+        max_batch = n_ctx;
+    if (n_threads < 1)
+        n_threads = 1;
+    qp_rt_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return qp_err_set(err, QP_ERR_NOMEM, NULL, "out of memory (run state)");
+    s->m = m;
+    s->n_ctx = n_ctx;
+    s->max_batch = max_batch;
+    s->n_threads = n_threads;
+    const int64_t B = max_batch, E = c->n_embd, D = c->head_dim;
+    const int64_t HD = c->n_head * D, KVD = c->n_head_kv * D;
+    const int64_t F = c->is_moe ? c->n_ff_exp : c->n_ff;
+    s->x = zalloc(B * E);
+    s->xb = zalloc(B * E);
+    s->xb2 = zalloc(B * E);
+    s->q = zalloc(B * HD);
+    s->att = zalloc(B * HD);
+    s->hb = zalloc(B * F);
+    s->hb2 = zalloc(B * F);
+    s->key_cache = zalloc(c->n_layer * n_ctx * KVD);
+    s->value_cache = zalloc(c->n_layer * n_ctx * KVD);
+    s->rope_cos = zalloc(n_ctx * (D / 2));
+    s->rope_sin = zalloc(n_ctx * (D / 2));
+    s->scores = zalloc((int64_t)n_threads * n_ctx);
+    int ok = s->x && s->xb && s->xb2 && s->q && s->att && s->hb && s->hb2 && s->key_cache && s->value_cache &&
+             s->rope_cos && s->rope_sin && s->scores;
+    if (ok && c->is_moe) {
+        s->router = zalloc(B * c->n_expert);
+        s->sel = calloc((size_t)(B * c->n_expert_used), sizeof *s->sel);
+        s->sel_w = zalloc(B * c->n_expert_used);
+        s->rows = calloc((size_t)B, sizeof *s->rows);
+        s->rows_w = zalloc(B);
+        s->xe = zalloc(B * E);
+        s->ye = zalloc(B * E);
+        s->moe_acc = zalloc(B * E);
+        ok = s->router && s->sel && s->sel_w && s->rows && s->rows_w && s->xe && s->ye && s->moe_acc;
+    }
+    if (!ok) {
+        qp_rt_state_free(s);
+        return qp_err_set(err, QP_ERR_NOMEM, NULL, "out of memory (run state for %lld tokens)", (long long)n_ctx);
+    }
+    qp_rt_rope_table(s->rope_cos, s->rope_sin, n_ctx, D, c->rope_theta);
+    *out = s;
+    return QP_OK;
+}
+
+void qp_rt_state_reset(qp_rt_state *s) { s->pos = 0; }
+int64_t qp_rt_state_pos(const qp_rt_state *s) { return s->pos; }
+int64_t qp_rt_state_n_ctx(const qp_rt_state *s) { return s->n_ctx; }
+void qp_rt_state_set_threads(qp_rt_state *s, int n_threads) { s->n_threads = n_threads < 1 ? 1 : n_threads; }
+
+/* ------------------------------------------------------------ row-parallel steps */
+
+typedef struct {
+    const qp_rt_kernels *k;
+    const qp_rt_config *c;
+    qp_rt_state *s;
+    const qp_rt_layer *L;
+    int64_t layer, pos0, n_tok;
+} step_ctx;
+
+/* Per-head RMSNorm of q and k, then rotary embedding, token by token. */
+static void qk_norm_rope_worker(void *vctx, int64_t begin, int64_t end, int tid)
+{
+    (void)tid;
+    const step_ctx *sc = vctx;
+    const qp_rt_config *c = sc->c;
+    qp_rt_state *s = sc->s;
+    const int64_t D = c->head_dim, HD = c->n_head * D, KVD = c->n_head_kv * D, half = D / 2;
+    float *kc = s->key_cache + (sc->layer * s->n_ctx + sc->pos0) * KVD;
+    for (int64_t t = begin; t < end; t++) {
+        const float *cs = s->rope_cos + (sc->pos0 + t) * half;
+        const float *sn = s->rope_sin + (sc->pos0 + t) * half;
+        for (int64_t h = 0; h < c->n_head; h++) {
+            float *qh = s->q + t * HD + h * D;
+            sc->k->rmsnorm(qh, qh, sc->L->attn_q_norm, D, c->rms_eps);
+            qp_rt_rope_neox(qh, D, cs, sn);
+        }
+        for (int64_t h = 0; h < c->n_head_kv; h++) {
+            float *kh = kc + t * KVD + h * D;
+            sc->k->rmsnorm(kh, kh, sc->L->attn_k_norm, D, c->rms_eps);
+            qp_rt_rope_neox(kh, D, cs, sn);
+        }
+    }
+}
+
+/* Items are (head, token) pairs, head-major, so each thread gets whole
+ * heads and the causal triangle is shared evenly. */
+static void attention_worker(void *vctx, int64_t begin, int64_t end, int tid)
+{
+    const step_ctx *sc = vctx;
+    const qp_rt_config *c = sc->c;
+    qp_rt_state *s = sc->s;
+    const int64_t D = c->head_dim, HD = c->n_head * D, KVD = c->n_head_kv * D;
+    const int64_t group = c->n_head / c->n_head_kv;
+    const float scale = (float)(1.0 / sqrt((double)D));
+    const float *kc = s->key_cache + sc->layer * s->n_ctx * KVD;
+    const float *vc = s->value_cache + sc->layer * s->n_ctx * KVD;
+    float *scores = s->scores + (int64_t)tid * s->n_ctx;
+    for (int64_t it = begin; it < end; it++) {
+        const int64_t h = it / sc->n_tok, t = it % sc->n_tok;
+        const int64_t kvh = h / group;
+        sc->k->attn_row(s->q + t * HD + h * D, kc + kvh * D, KVD, vc + kvh * D, KVD, sc->pos0 + t + 1, D, scale,
+                        scores, s->att + t * HD + h * D);
+    }
+}
+
+typedef struct {
+    const qp_rt_kernels *k;
+    float *g;
+    const float *u;
+    int64_t width;
+} swiglu_ctx;
+
+static void swiglu_worker(void *vctx, int64_t begin, int64_t end, int tid)
+{
+    (void)tid;
+    const swiglu_ctx *w = vctx;
+    for (int64_t t = begin; t < end; t++)
+        w->k->swiglu(w->g + t * w->width, w->u + t * w->width, w->width);
+}
+
+static void swiglu_rows(const qp_rt_kernels *k, float *g, const float *u, int64_t n_rows, int64_t width,
+                        int n_threads)
+{
+    swiglu_ctx w = {k, g, u, width};
+    qp_parallel_for(n_threads, n_rows, swiglu_worker, &w);
+}
+
+static void rmsnorm_rows(const qp_rt_kernels *k, float *out, const float *x, const float *w, int64_t n_rows,
+                         int64_t width, float eps)
+{
+    for (int64_t t = 0; t < n_rows; t++)
+        k->rmsnorm(out + t * width, x + t * width, w, width, eps);
+}
+
+static void add_rows(float *x, const float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] += y[i];
+}
+
+/* ------------------------------------------------------------ blocks */
+
+static qp_status attention_block(const qp_rt_kernels *k, const qp_rt_config *c, qp_rt_state *s,
+                                 const qp_rt_layer *L, int64_t l, int64_t n_tok, qp_err *err)
+{
+    const int64_t E = c->n_embd, D = c->head_dim, HD = c->n_head * D, KVD = c->n_head_kv * D;
+    const int64_t pos0 = s->pos;
+    rmsnorm_rows(k, s->xb, s->x, L->attn_norm, n_tok, E, c->rms_eps);
+    /* q, k, v in one parallel region; k and v land in the cache */
+    float *kc = s->key_cache + (l * s->n_ctx + pos0) * KVD;
+    float *vc = s->value_cache + (l * s->n_ctx + pos0) * KVD;
+    const qp_rt_mm_job qkv[3] = {
+        {&L->attn_q, 0, HD, s->q, HD},
+        {&L->attn_k, 0, KVD, kc, KVD},
+        {&L->attn_v, 0, KVD, vc, KVD},
+    };
+    qp_status st = qp_rt_matmul(qkv, 3, s->xb, E, n_tok, s->n_threads, err);
+    if (st != QP_OK)
+        return st;
+    step_ctx sc = {k, c, s, L, l, pos0, n_tok};
+    qp_parallel_for(s->n_threads, n_tok, qk_norm_rope_worker, &sc);
+    qp_parallel_for(s->n_threads, c->n_head * n_tok, attention_worker, &sc);
+    const qp_rt_mm_job o = {&L->attn_output, 0, E, s->xb2, E};
+    if ((st = qp_rt_matmul(&o, 1, s->att, HD, n_tok, s->n_threads, err)) != QP_OK)
+        return st;
+    add_rows(s->x, s->xb2, n_tok * E);
+    return QP_OK;
+}
+
+static qp_status dense_ffn(const qp_rt_kernels *k, const qp_rt_config *c, qp_rt_state *s, const qp_rt_layer *L,
+                           int64_t n_tok, qp_err *err)
+{
+    const int64_t E = c->n_embd, F = c->n_ff;
+    const qp_rt_mm_job gu[2] = {
+        {&L->ffn_gate, 0, F, s->hb, F},
+        {&L->ffn_up, 0, F, s->hb2, F},
+    };
+    qp_status st = qp_rt_matmul(gu, 2, s->xb, E, n_tok, s->n_threads, err);
+    if (st != QP_OK)
+        return st;
+    swiglu_rows(k, s->hb, s->hb2, n_tok, F, s->n_threads);
+    const qp_rt_mm_job d = {&L->ffn_down, 0, E, s->xb2, E};
+    return qp_rt_matmul(&d, 1, s->hb, F, n_tok, s->n_threads, err);
+}
+
+/* Router: softmax over experts, top-k (ties to the lower index), optional
+ * renormalization, as transformers' Qwen3MoeSparseMoeBlock does. */
+static void route_tokens(const qp_rt_kernels *k, const qp_rt_config *c, qp_rt_state *s, int64_t n_tok)
+{
+    const int64_t NE = c->n_expert, K = c->n_expert_used;
+    for (int64_t t = 0; t < n_tok; t++) {
+        float *p = s->router + t * NE;
+        k->softmax(p, NE);
+        int32_t *sel = s->sel + t * K;
+        float *w = s->sel_w + t * K;
+        float sum = 0.0f;
+        for (int64_t j = 0; j < K; j++) {
+            int32_t best = -1;
+            for (int64_t e = 0; e < NE; e++) {
+                int taken = 0;
+                for (int64_t i = 0; i < j && !taken; i++)
+                    taken = sel[i] == e;
+                if (!taken && (best < 0 || p[e] > p[best]))
+                    best = (int32_t)e;
+            }
+            sel[j] = best;
+            w[j] = p[best];
+            sum += p[best];
+        }
+        if (c->norm_topk_prob)
+            for (int64_t j = 0; j < K; j++)
+                w[j] /= sum;
+    }
+}
+
+static qp_status moe_ffn(const qp_rt_kernels *k, const qp_rt_config *c, qp_rt_state *s, const qp_rt_layer *L,
+                         int64_t n_tok, qp_err *err)
+{
+    const int64_t E = c->n_embd, NE = c->n_expert, K = c->n_expert_used, FE = c->n_ff_exp;
+    const qp_rt_mm_job r = {&L->ffn_gate_inp, 0, NE, s->router, NE};
+    qp_status st = qp_rt_matmul(&r, 1, s->xb, E, n_tok, s->n_threads, err);
+    if (st != QP_OK)
+        return st;
+    route_tokens(k, c, s, n_tok);
+    memset(s->moe_acc, 0, (size_t)(n_tok * E) * sizeof(float));
+    /* Experts in ascending order, each over the tokens routed to it: every
+     * token's sum runs over its experts in the same order for any batch. */
+    for (int64_t e = 0; e < NE; e++) {
+        int64_t n = 0;
+        for (int64_t t = 0; t < n_tok; t++)
+            for (int64_t j = 0; j < K; j++)
+                if (s->sel[t * K + j] == e) {
+                    s->rows[n] = (int32_t)t;
+                    s->rows_w[n] = s->sel_w[t * K + j];
+                    memcpy(s->xe + n * E, s->xb + t * E, (size_t)E * sizeof(float));
+                    n++;
+                }
+        if (n == 0)
+            continue;
+        const qp_rt_mm_job gu[2] = {
+            {&L->ffn_gate_exps, e * FE, FE, s->hb, FE},
+            {&L->ffn_up_exps, e * FE, FE, s->hb2, FE},
+        };
+        if ((st = qp_rt_matmul(gu, 2, s->xe, E, n, s->n_threads, err)) != QP_OK)
+            return st;
+        swiglu_rows(k, s->hb, s->hb2, n, FE, s->n_threads);
+        const qp_rt_mm_job d = {&L->ffn_down_exps, e * E, E, s->ye, E};
+        if ((st = qp_rt_matmul(&d, 1, s->hb, FE, n, s->n_threads, err)) != QP_OK)
+            return st;
+        for (int64_t i = 0; i < n; i++) {
+            float *acc = s->moe_acc + (int64_t)s->rows[i] * E;
+            const float *y = s->ye + i * E;
+            const float w = s->rows_w[i];
+            for (int64_t d = 0; d < E; d++)
+                acc[d] += y[d] * w;
+        }
+    }
+    memcpy(s->xb2, s->moe_acc, (size_t)(n_tok * E) * sizeof(float));
+    return QP_OK;
+}
+
+/* One pass over at most max_batch tokens. */
+static qp_status forward_pass(const qp_rt_model *m, qp_rt_state *s, const int32_t *tokens, int64_t n_tok,
+                              int64_t out_first, int64_t n_out, float *logits, qp_err *err)
+{
+    const qp_rt_config *c = qp_rt_model_config(m);
+    const qp_rt_weights *w = qp_rt_model_weights(m);
+    const qp_rt_kernels *k = qp_rt_kernels_get();
+    const int64_t E = c->n_embd;
+    qp_status st;
+    for (int64_t t = 0; t < n_tok; t++)
+        qp_rt_rows_to_f32(&w->token_embd, tokens[t], 1, s->x + t * E);
+    for (int64_t l = 0; l < c->n_layer; l++) {
+        const qp_rt_layer *L = &w->layers[l];
+        if ((st = attention_block(k, c, s, L, l, n_tok, err)) != QP_OK)
+            return st;
+        rmsnorm_rows(k, s->xb, s->x, L->ffn_norm, n_tok, E, c->rms_eps);
+        st = c->is_moe ? moe_ffn(k, c, s, L, n_tok, err) : dense_ffn(k, c, s, L, n_tok, err);
+        if (st != QP_OK)
+            return st;
+        add_rows(s->x, s->xb2, n_tok * E);
+    }
+    s->pos += n_tok;
+    if (n_out <= 0)
+        return QP_OK;
+    rmsnorm_rows(k, s->xb, s->x + out_first * E, w->output_norm, n_out, E, c->rms_eps);
+    const qp_rt_mm_job o = {&w->output, 0, c->n_vocab, logits, c->n_vocab};
+    return qp_rt_matmul(&o, 1, s->xb, E, n_out, s->n_threads, err);
+}
+
+qp_status qp_rt_forward(const qp_rt_model *m, qp_rt_state *s, const int32_t *tokens, int64_t n_tok,
+                        int64_t out_first, int64_t n_out, float *logits, qp_err *err)
+{
+    const qp_rt_config *c = qp_rt_model_config(m);
+    if (s->m != m)
+        return qp_err_set(err, QP_ERR_USAGE, NULL, "run state belongs to another model");
+    if (n_tok < 0 || s->pos + n_tok > s->n_ctx)
+        return qp_err_set(err, QP_ERR_USAGE, NULL, "context full: %lld cached + %lld new tokens > %lld",
+                          (long long)s->pos, (long long)n_tok, (long long)s->n_ctx);
+    if (n_out < 0 || out_first < 0 || (n_out > 0 && out_first + n_out > n_tok))
+        return qp_err_set(err, QP_ERR_USAGE, NULL, "output rows %lld..%lld outside the batch of %lld",
+                          (long long)out_first, (long long)(out_first + n_out), (long long)n_tok);
+    for (int64_t t = 0; t < n_tok; t++)
+        if (tokens[t] < 0 || tokens[t] >= c->n_vocab)
+            return qp_err_set(err, QP_ERR_BAD_INPUT, NULL, "token id %d outside the vocabulary of %lld",
+                              (int)tokens[t], (long long)c->n_vocab);
+    for (int64_t b0 = 0; b0 < n_tok; b0 += s->max_batch) {
+        const int64_t nb = n_tok - b0 < s->max_batch ? n_tok - b0 : s->max_batch;
+        /* the requested output rows that fall inside this pass */
+        int64_t lo = out_first > b0 ? out_first : b0;
+        int64_t hi = out_first + n_out < b0 + nb ? out_first + n_out : b0 + nb;
+        if (n_out <= 0 || hi < lo)
+            hi = lo;
+        float *dst = hi > lo ? logits + (lo - out_first) * c->n_vocab : NULL;
+        qp_status st = forward_pass(m, s, tokens + b0, nb, lo - b0, hi - lo, dst, err);
+        if (st != QP_OK)
+            return st;
+    }
+    return QP_OK;
+}

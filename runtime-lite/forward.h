@@ -1,0 +1,38 @@
+/* forward.h - the Qwen3 / Qwen3-MoE forward pass over a batch of tokens,
+ * with a KV cache (the run state, kept apart from config and weights).
+ *
+ * One call processes n_tok tokens that follow the ones already in the
+ * cache (positions pos .. pos+n_tok-1) as matrix-matrix products, appends
+ * their keys/values, and returns logits for the requested rows only (the
+ * output projection is the largest matrix: perplexity needs half the rows,
+ * generation one). */
+#ifndef QP_RT_FORWARD_H
+#define QP_RT_FORWARD_H
+
+#include <stdint.h>
+
+#include "common/qp_error.h"
+#include "runtime-lite/model.h"
+
+typedef struct qp_rt_state qp_rt_state;
+
+/* n_ctx: cache capacity in tokens; max_batch: tokens per internal pass
+ * (longer calls are split; 0 means n_ctx). */
+qp_status qp_rt_state_new(const qp_rt_model *m, int64_t n_ctx, int64_t max_batch, int n_threads,
+                          qp_rt_state **out, qp_err *err);
+void qp_rt_state_free(qp_rt_state *s); /* accepts NULL */
+
+void qp_rt_state_reset(qp_rt_state *s);          /* forget the cached tokens */
+int64_t qp_rt_state_pos(const qp_rt_state *s);   /* tokens in the cache */
+int64_t qp_rt_state_n_ctx(const qp_rt_state *s);
+void qp_rt_state_set_threads(qp_rt_state *s, int n_threads);
+
+/* Run tokens[0..n_tok) at the next positions. Rows out_first ..
+ * out_first+n_out-1 of the batch get their logits in
+ * logits[(t - out_first) * n_vocab ...] (n_out may be 0). Fails with
+ * QP_ERR_BAD_INPUT for a token id outside the vocabulary and QP_ERR_USAGE
+ * when the cache would overflow or the output range is outside the batch. */
+qp_status qp_rt_forward(const qp_rt_model *m, qp_rt_state *s, const int32_t *tokens, int64_t n_tok,
+                        int64_t out_first, int64_t n_out, float *logits, qp_err *err);
+
+#endif

@@ -1,0 +1,100 @@
+/* model.h - a Qwen3 / Qwen3-MoE model for the reference runtime: its
+ * configuration and its weights, kept apart as in llama2.c's run.c.
+ *
+ * Weights are typed views: a GGUF is mapped and its tensors are used in
+ * place, whatever their ggml type; a Hugging Face directory is read through
+ * the conversion plan (convert/plan.h), so both see the same tensors under
+ * the same GGUF names. Norm vectors are always copied to f32.
+ *
+ * Matrices follow the GGUF convention: a matrix of ne = {row_len, n_rows}
+ * stores n_rows rows of row_len elements; y = W x means y[r] = dot(row r, x).
+ * Stacked experts are n_expert blocks of rows_per_expert rows. */
+#ifndef QP_RT_MODEL_H
+#define QP_RT_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/qp_error.h"
+
+typedef struct {
+    int is_moe;            /* qwen3moe */
+    int64_t n_vocab;       /* rows of token_embd */
+    int64_t n_embd;        /* hidden size E */
+    int64_t n_layer;
+    int64_t n_head;        /* query heads H */
+    int64_t n_head_kv;     /* key/value heads (H % n_head_kv == 0) */
+    int64_t head_dim;      /* D (attention.key_length) */
+    int64_t n_ff;          /* dense SwiGLU width F */
+    int64_t n_expert;      /* MoE: experts per layer */
+    int64_t n_expert_used; /* MoE: top-k */
+    int64_t n_ff_exp;      /* MoE: expert SwiGLU width */
+    int norm_topk_prob;    /* MoE: renormalize the top-k weights */
+    int64_t n_ctx_train;   /* context_length (informational) */
+    double rope_theta;
+    float rms_eps;
+} qp_rt_config;
+
+/* A matrix of n_rows rows of row_len elements of ggml type `type`. */
+typedef struct {
+    uint32_t type;        /* qp_ggml_type */
+    int64_t row_len;
+    int64_t n_rows;
+    uint64_t row_bytes;
+    const void *data;     /* NULL: tensor absent */
+    char name[96];
+} qp_rt_tensor;
+
+typedef struct {
+    float *attn_norm;      /* [E] */
+    float *attn_q_norm;    /* [D] */
+    float *attn_k_norm;    /* [D] */
+    qp_rt_tensor attn_q;   /* [H*D rows][E] */
+    qp_rt_tensor attn_k;   /* [KV*D rows][E] */
+    qp_rt_tensor attn_v;   /* [KV*D rows][E] */
+    qp_rt_tensor attn_output; /* [E rows][H*D] */
+    float *ffn_norm;       /* [E] */
+    /* dense */
+    qp_rt_tensor ffn_gate; /* [F rows][E] */
+    qp_rt_tensor ffn_up;   /* [F rows][E] */
+    qp_rt_tensor ffn_down; /* [E rows][F] */
+    /* MoE */
+    qp_rt_tensor ffn_gate_inp;  /* router [n_expert rows][E] */
+    qp_rt_tensor ffn_gate_exps; /* [n_expert * Fe rows][E] */
+    qp_rt_tensor ffn_up_exps;   /* [n_expert * Fe rows][E] */
+    qp_rt_tensor ffn_down_exps; /* [n_expert * E rows][Fe] */
+} qp_rt_layer;
+
+typedef struct {
+    qp_rt_tensor token_embd;  /* [V rows][E] */
+    float *output_norm;       /* [E] */
+    qp_rt_tensor output;      /* [V rows][E]; a copy of token_embd's view when tied */
+    int tied;
+    qp_rt_layer *layers;      /* [n_layer] */
+} qp_rt_weights;
+
+typedef struct qp_rt_model qp_rt_model;
+
+/* Open `path`: a .gguf file (mapped) or a Hugging Face checkpoint directory
+ * (config.json + safetensors, read through the conversion plan). */
+qp_status qp_rt_model_open(const char *path, qp_rt_model **out, qp_err *err);
+qp_status qp_rt_model_open_gguf(const char *path, qp_rt_model **out, qp_err *err);
+qp_status qp_rt_model_open_hf(const char *dir, qp_rt_model **out, qp_err *err);
+void qp_rt_model_free(qp_rt_model *m); /* accepts NULL */
+
+const qp_rt_config *qp_rt_model_config(const qp_rt_model *m);
+const qp_rt_weights *qp_rt_model_weights(const qp_rt_model *m);
+const char *qp_rt_model_path(const qp_rt_model *m);
+/* The GGUF handle (qp_gguf *) when opened from a GGUF, else NULL: the
+ * tokenizer reads its token arrays from it. */
+const void *qp_rt_model_gguf(const qp_rt_model *m);
+int qp_rt_model_is_hf(const qp_rt_model *m);
+
+/* Bytes of weight data in use (mapped or owned). */
+uint64_t qp_rt_model_weight_bytes(const qp_rt_model *m);
+
+/* True when the runtime can multiply by a matrix of this ggml type
+ * (F32/F16/BF16, or a quant type with vec_dot or dequantize_row). */
+int qp_rt_type_supported(uint32_t type);
+
+#endif
