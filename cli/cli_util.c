@@ -33,6 +33,9 @@ void cli_install_signal_handlers(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* Past RLIMIT_FSIZE a write should fail with EFBIG (reported, temp file
+     * removed), not kill the process with SIGXFSZ. */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 volatile sig_atomic_t *cli_cancel_flag(void) { return &g_cancel; }
@@ -51,6 +54,9 @@ int cli_fail(const qp_err *err)
     fprintf(stderr, "qpack: %s\n", line);
     if (err && err->status == QP_ERR_INTERRUPTED)
         return cli_signal_exit_code() ? cli_signal_exit_code() : 130;
+    /* An input file that does not exist is the user's input, not our I/O. */
+    if (err && err->status == QP_ERR_IO && (err->sys_errno == ENOENT || err->sys_errno == ENOTDIR))
+        return CLI_EXIT_BAD_INPUT;
     return qp_status_exit_code(err ? err->status : QP_ERR_INTERNAL);
 }
 

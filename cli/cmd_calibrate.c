@@ -5,8 +5,11 @@
 
 int cmd_calibrate(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    for (int i = 1; i < argc; i++)
+        if (cli_is_help(argv[i])) {
+            printf("usage: qpack calibrate ... (not implemented in this version)\n");
+            return CLI_EXIT_OK;
+        }
     fprintf(stderr, "qpack calibrate: not implemented yet\n");
     return CLI_EXIT_INTERNAL;
 }

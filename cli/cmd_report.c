@@ -5,8 +5,11 @@
 
 int cmd_report(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    for (int i = 1; i < argc; i++)
+        if (cli_is_help(argv[i])) {
+            printf("usage: qpack report ... (not implemented in this version)\n");
+            return CLI_EXIT_OK;
+        }
     fprintf(stderr, "qpack report: not implemented yet\n");
     return CLI_EXIT_INTERNAL;
 }

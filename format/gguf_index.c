@@ -3,11 +3,14 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <xxhash.h>
 
-static uint64_t hash_name(const char *p, uint64_t len)
+/* Seeded per index, so a hostile file cannot precompute colliding names
+ * that turn lookups quadratic. */
+static uint64_t hash_name(const qp_gguf_index *ix, const char *p, uint64_t len)
 {
-    return XXH3_64bits(p, (size_t)len);
+    return XXH3_64bits_withSeed(len ? p : "", (size_t)len, ix->seed);
 }
 
 static int same(qp_gguf_str s, const char *p, uint64_t len)
@@ -34,6 +37,10 @@ int qp_gguf_index_init(qp_gguf_index *ix, uint64_t expected, qp_gguf_index_name_
     while (cap < expected * 2 && cap < ((uint64_t)1 << 40))
         cap <<= 1;
     memset(ix, 0, sizeof *ix);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ix->seed = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)ix ^
+               (uint64_t)ts.tv_sec;
     ix->name = name;
     ix->ctx = ctx;
     return alloc_slots(ix, cap);
@@ -68,7 +75,7 @@ static int grow(qp_gguf_index *ix)
         if (old[i] < 0)
             continue;
         qp_gguf_str s = ix->name(ix->ctx, old[i]);
-        place(ix->slots, ix->mask, hash_name(s.ptr, s.len), old[i]);
+        place(ix->slots, ix->mask, hash_name(ix, s.ptr, s.len), old[i]);
     }
     free(old);
     return 0;
@@ -79,7 +86,7 @@ int64_t qp_gguf_index_insert(qp_gguf_index *ix, int64_t item)
     if ((ix->count + 1) * 2 > ix->mask + 1 && grow(ix) != 0)
         return -2;
     qp_gguf_str s = ix->name(ix->ctx, item);
-    uint64_t i = hash_name(s.ptr, s.len) & ix->mask;
+    uint64_t i = hash_name(ix, s.ptr, s.len) & ix->mask;
     while (ix->slots[i] >= 0) {
         if (same(ix->name(ix->ctx, ix->slots[i]), s.ptr, s.len))
             return ix->slots[i];
@@ -94,7 +101,7 @@ int64_t qp_gguf_index_find(const qp_gguf_index *ix, const char *name, uint64_t l
 {
     if (!ix->slots)
         return -1;
-    uint64_t i = hash_name(name, len) & ix->mask;
+    uint64_t i = hash_name(ix, name, len) & ix->mask;
     while (ix->slots[i] >= 0) {
         if (same(ix->name(ix->ctx, ix->slots[i]), name, len))
             return ix->slots[i];

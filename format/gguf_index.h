@@ -17,6 +17,7 @@ typedef struct {
     int64_t *slots; /* item number, or -1 when empty */
     uint64_t mask;  /* capacity - 1; capacity is a power of two */
     uint64_t count;
+    uint64_t seed;
     qp_gguf_index_name_fn name;
     const void *ctx;
 } qp_gguf_index;

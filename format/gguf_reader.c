@@ -19,11 +19,7 @@
 
 #include "common/qp_checked.h"
 #include "common/qp_ggml_types.h"
-#include "format/gguf_index.h"
-
-#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "qp_gguf_arr_data hands out raw little-endian element arrays"
-#endif
+#include "format/gguf_reader_impl.h"
 
 #define GGUF_MAGIC 0x46554747u /* "GGUF" read as a little-endian u32 */
 #define HEADER_BYTES 24u        /* magic, version, n_tensors, n_kv */
@@ -31,54 +27,19 @@
 #define MIN_TENSOR_BYTES 33u    /* name len 8 + 1 byte + n_dims 4 + ne 8 + type 4 + offset 8 */
 #define MAX_ARRAY_DEPTH 4       /* nesting of arrays of arrays we accept */
 
-typedef struct {
-    qp_gguf_str key;
-    uint64_t key_off;     /* file offset of the key's length field, for errors */
-    qp_gguf_vtype type;
-    const uint8_t *val;   /* scalar bytes, or first array element */
-    qp_gguf_str str;      /* STRING value */
-    qp_gguf_vtype arr_type;
-    uint64_t arr_len;
-    uint64_t *str_offs;   /* string arrays: offset of each element's length field */
-} gguf_kv;
-
-struct qp_gguf {
-    char *path;
-    const uint8_t *base;
-    uint64_t size;
-    void *map; /* non-NULL when we own an mmap of `size` bytes */
-    uint32_t version;
-    uint32_t alignment;
-    uint64_t data_off;
-    gguf_kv *kvs;
-    int64_t n_kv, cap_kv;
-    qp_gguf_tensor *tensors;
-    uint64_t *tensor_info_off; /* file offset of each tensor info, for errors */
-    int64_t n_tensors, cap_tensors;
-    qp_gguf_index kv_ix, tensor_ix;
-};
-
 /* ---------------------------------------------------------------- cursor */
 
 typedef struct {
     qp_gguf *g;
     uint64_t pos;
     qp_err *err;
+    char where[200]; /* "key 'x'" or "tensor 3 'y'": prefixes low-level read errors */
+    int64_t elem;    /* array element being read, -1 outside arrays */
 } cursor;
 
 static uint64_t remaining(const cursor *c)
 {
     return c->g->size - c->pos;
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
 /* Names from the file go into one-line messages: replace control bytes and
@@ -120,22 +81,34 @@ static qp_status nomem(cursor *c)
     return qp_err_set(c->err, QP_ERR_NOMEM, c->g->path, "out of memory indexing GGUF header");
 }
 
+/* "key 'x': array element 5: <what>" for messages of the readers below. */
+static const char *describe(const cursor *c, const char *what, char *buf, size_t size)
+{
+    char el[40] = "";
+    if (c->elem >= 0)
+        snprintf(el, sizeof el, "array element %lld: ", (long long)c->elem);
+    snprintf(buf, size, "%s%s%s%s", c->where, c->where[0] ? ": " : "", el, what);
+    return buf;
+}
+
 static qp_status rd_u32(cursor *c, const char *what, uint32_t *v)
 {
+    char d[300];
     if (remaining(c) < 4)
-        return fail_at(c, c->pos, "%s: truncated, need 4 bytes, %llu left", what,
-                       (unsigned long long)remaining(c));
-    *v = le32(c->g->base + c->pos);
+        return fail_at(c, c->pos, "%s: truncated, need 4 bytes, %llu left",
+                       describe(c, what, d, sizeof d), (unsigned long long)remaining(c));
+    *v = qp_gguf_le32(c->g->base + c->pos);
     c->pos += 4;
     return QP_OK;
 }
 
 static qp_status rd_u64(cursor *c, const char *what, uint64_t *v)
 {
+    char d[300];
     if (remaining(c) < 8)
-        return fail_at(c, c->pos, "%s: truncated, need 8 bytes, %llu left", what,
-                       (unsigned long long)remaining(c));
-    *v = le64(c->g->base + c->pos);
+        return fail_at(c, c->pos, "%s: truncated, need 8 bytes, %llu left",
+                       describe(c, what, d, sizeof d), (unsigned long long)remaining(c));
+    *v = qp_gguf_le64(c->g->base + c->pos);
     c->pos += 8;
     return QP_OK;
 }
@@ -147,9 +120,12 @@ static qp_status rd_str(cursor *c, const char *what, qp_gguf_str *s)
     qp_status st = rd_u64(c, what, &len);
     if (st)
         return st;
-    if (len > remaining(c))
-        return fail_at(c, at, "%s: string length %llu past end of file (%llu bytes left)", what,
-                       (unsigned long long)len, (unsigned long long)remaining(c));
+    if (len > remaining(c)) {
+        char d[300];
+        return fail_at(c, at, "%s: string length %llu past end of file (%llu bytes left)",
+                       describe(c, what, d, sizeof d), (unsigned long long)len,
+                       (unsigned long long)remaining(c));
+    }
     s->ptr = (const char *)c->g->base + c->pos;
     s->len = len;
     c->pos += len;
@@ -201,7 +177,9 @@ static qp_status skip_elems(cursor *c, const char *key, uint32_t et, uint64_t n,
         qp_status st;
         if (et == QP_GGUF_STRING) {
             qp_gguf_str s;
-            st = rd_str(c, "array element", &s);
+            c->elem = (int64_t)j;
+            st = rd_str(c, "string", &s);
+            c->elem = -1;
         } else {
             st = skip_array(c, key, depth + 1);
         }
@@ -252,9 +230,11 @@ static qp_status parse_array(cursor *c, gguf_kv *kv, const char *key)
     for (uint64_t j = 0; j < n; j++) {
         qp_gguf_str s;
         kv->str_offs[j] = c->pos;
-        if ((st = rd_str(c, "array element", &s)))
+        c->elem = (int64_t)j;
+        if ((st = rd_str(c, "string", &s)))
             return st;
     }
+    c->elem = -1;
     return QP_OK;
 }
 
@@ -286,14 +266,17 @@ static qp_status parse_kv(cursor *c, gguf_kv *kv)
     char kbuf[160];
     qp_status st;
     kv->key_off = c->pos;
-    if ((st = rd_str(c, "key", &kv->key)))
+    snprintf(c->where, sizeof c->where, "key %lld", (long long)c->g->n_kv - 1);
+    st = rd_str(c, "name", &kv->key);
+    c->where[0] = '\0';
+    if (st)
         return st;
     if (kv->key.len == 0)
         return fail_at(c, kv->key_off, "key %lld is empty", (long long)c->g->n_kv - 1);
     const char *key = printable(kv->key.ptr, kv->key.len, kbuf, sizeof kbuf);
+    snprintf(c->where, sizeof c->where, "key '%s'", key);
     st = parse_value(c, kv, key);
-    if (st)
-        qp_err_set_tensor(c->err, key);
+    c->where[0] = '\0';
     return st;
 }
 
@@ -355,7 +338,7 @@ static qp_status read_alignment(cursor *c)
     if (kv->type != QP_GGUF_U32)
         return fail_at(c, kv->key_off, "general.alignment has type %s, must be UINT32",
                        qp_gguf_vtype_name(kv->type));
-    uint32_t a = le32(kv->val);
+    uint32_t a = qp_gguf_le32(kv->val);
     if (a == 0 || (a & (a - 1)) != 0)
         return fail_at(c, kv->key_off, "general.alignment %u is not a power of two", a);
     g->alignment = a;
@@ -366,7 +349,7 @@ static qp_status parse_tensor_fields(cursor *c, qp_gguf_tensor *t, const char *n
 {
     qp_status st;
     uint64_t dims_off = c->pos;
-    if ((st = rd_u32(c, "tensor n_dims", &t->n_dims)))
+    if ((st = rd_u32(c, "n_dims", &t->n_dims)))
         return st;
     if (t->n_dims == 0 || t->n_dims > QP_GGUF_MAX_DIMS)
         return fail_at(c, dims_off, "tensor '%s': n_dims %u out of range 1..%d", name,
@@ -374,7 +357,7 @@ static qp_status parse_tensor_fields(cursor *c, qp_gguf_tensor *t, const char *n
     uint64_t n_elems = 1;
     for (uint32_t d = 0; d < QP_GGUF_MAX_DIMS; d++) {
         uint64_t ne = 1, ne_off = c->pos;
-        if (d < t->n_dims && (st = rd_u64(c, "tensor ne", &ne)))
+        if (d < t->n_dims && (st = rd_u64(c, "ne", &ne)))
             return st;
         if (ne == 0)
             return fail_at(c, ne_off, "tensor '%s': ne[%u] is 0", name, d);
@@ -387,7 +370,7 @@ static qp_status parse_tensor_fields(cursor *c, qp_gguf_tensor *t, const char *n
         t->ne[d] = (int64_t)ne;
     }
     uint64_t type_off = c->pos;
-    if ((st = rd_u32(c, "tensor type", &t->type)))
+    if ((st = rd_u32(c, "type", &t->type)))
         return st;
     const qp_ggml_type_info *ti = qp_ggml_type_get(t->type);
     if (!ti)
@@ -401,7 +384,7 @@ static qp_status parse_tensor_fields(cursor *c, qp_gguf_tensor *t, const char *n
     if (!qp_mul_u64(row, rows, &t->nbytes))
         return fail_at(c, dims_off, "tensor '%s': byte size overflows", name);
     uint64_t off_at = c->pos;
-    if ((st = rd_u64(c, "tensor offset", &t->offset)))
+    if ((st = rd_u64(c, "offset", &t->offset)))
         return st;
     if (t->offset % c->g->alignment != 0)
         return fail_at(c, off_at, "tensor '%s': data offset %llu is not a multiple of the "
@@ -414,12 +397,16 @@ static qp_status parse_tensor_info(cursor *c, qp_gguf_tensor *t)
     char nbuf[160];
     uint64_t at = c->pos;
     qp_status st;
-    if ((st = rd_str(c, "tensor name", &t->name)))
+    long long idx = (long long)c->g->n_tensors - 1;
+    snprintf(c->where, sizeof c->where, "tensor %lld", idx);
+    if ((st = rd_str(c, "name", &t->name)))
         return st;
     if (t->name.len == 0)
-        return fail_at(c, at, "tensor %lld: name is empty", (long long)c->g->n_tensors - 1);
+        return fail_at(c, at, "tensor %lld: name is empty", idx);
     const char *name = printable(t->name.ptr, t->name.len, nbuf, sizeof nbuf);
+    snprintf(c->where, sizeof c->where, "tensor %lld '%s'", idx, name);
     st = parse_tensor_fields(c, t, name);
+    c->where[0] = '\0';
     if (st)
         qp_err_set_tensor(c->err, name);
     return st;
@@ -520,7 +507,7 @@ static qp_status check_tensor_data(cursor *c)
 
 static qp_status parse_image(qp_gguf *g, qp_err *err)
 {
-    cursor cur = {g, 0, err}, *c = &cur;
+    cursor cur = {.g = g, .err = err, .elem = -1}, *c = &cur;
     uint32_t magic;
     uint64_t n_tensors, n_kv, need_kv, need_t;
     qp_status st;
@@ -530,22 +517,22 @@ static qp_status parse_image(qp_gguf *g, qp_err *err)
     if (g->size < 4)
         return fail_at(c, 0, "file too short for the GGUF magic (%llu bytes)",
                        (unsigned long long)g->size);
-    magic = le32(g->base);
+    magic = qp_gguf_le32(g->base);
     if (magic != GGUF_MAGIC)
         return fail_at(c, 0, "bad magic 0x%08x, not a GGUF file", magic);
     if (g->size < HEADER_BYTES)
         return fail_at(c, 4, "header truncated: %llu bytes, need at least %u",
                        (unsigned long long)g->size, HEADER_BYTES);
     c->pos = 4;
-    g->version = le32(g->base + 4);
+    g->version = qp_gguf_le32(g->base + 4);
     if (g->version == 0x02000000u || g->version == 0x03000000u)
         return fail_at(c, 4, "GGUF version 0x%08x: big-endian files are not supported",
                        g->version);
     if (g->version != 2 && g->version != 3)
         return fail_at(c, 4, "unsupported GGUF version %u (want 2 or 3)", g->version);
     c->pos = 8;
-    n_tensors = le64(g->base + 8);
-    n_kv = le64(g->base + 16);
+    n_tensors = qp_gguf_le64(g->base + 8);
+    n_kv = qp_gguf_le64(g->base + 16);
     c->pos = HEADER_BYTES;
     if (!qp_mul_u64(n_kv, MIN_KV_BYTES, &need_kv) || need_kv > remaining(c))
         return fail_at(c, 16, "n_kv %llu cannot fit in the %llu bytes after the header",
@@ -665,197 +652,4 @@ void qp_gguf_close(qp_gguf *g)
         munmap(g->map, (size_t)g->size);
     free(g->path);
     free(g);
-}
-
-/* ---------------------------------------------------------------- accessors */
-
-const char *qp_gguf_path(const qp_gguf *g) { return g->path; }
-uint32_t qp_gguf_version(const qp_gguf *g) { return g->version; }
-uint32_t qp_gguf_alignment(const qp_gguf *g) { return g->alignment; }
-uint64_t qp_gguf_data_offset(const qp_gguf *g) { return g->data_off; }
-uint64_t qp_gguf_file_size(const qp_gguf *g) { return g->size; }
-int64_t qp_gguf_kv_count(const qp_gguf *g) { return g->n_kv; }
-int64_t qp_gguf_tensor_count(const qp_gguf *g) { return g->n_tensors; }
-
-static const gguf_kv *kv_at(const qp_gguf *g, int64_t i)
-{
-    return (g && i >= 0 && i < g->n_kv) ? &g->kvs[i] : NULL;
-}
-
-int64_t qp_gguf_find_key(const qp_gguf *g, const char *key)
-{
-    if (!g || !key)
-        return -1;
-    return qp_gguf_index_find(&g->kv_ix, key, strlen(key));
-}
-
-qp_gguf_str qp_gguf_kv_key(const qp_gguf *g, int64_t i)
-{
-    const gguf_kv *kv = kv_at(g, i);
-    return kv ? kv->key : (qp_gguf_str){NULL, 0};
-}
-
-qp_gguf_vtype qp_gguf_kv_type(const qp_gguf *g, int64_t i)
-{
-    const gguf_kv *kv = kv_at(g, i);
-    return kv ? kv->type : QP_GGUF_VTYPE_COUNT;
-}
-
-/* The scalar as one of three wide kinds; 0 if not a numeric/bool scalar. */
-typedef struct {
-    int kind; /* 1 unsigned, 2 signed, 3 float */
-    uint64_t u;
-    int64_t i;
-    double f;
-} wide;
-
-static int scalar(const qp_gguf *g, int64_t idx, wide *w)
-{
-    const gguf_kv *kv = kv_at(g, idx);
-    if (!kv)
-        return 0;
-    const uint8_t *p = kv->val;
-    memset(w, 0, sizeof *w);
-    switch (kv->type) {
-    case QP_GGUF_U8: w->kind = 1; w->u = p[0]; return 1;
-    case QP_GGUF_BOOL: w->kind = 1; w->u = p[0] != 0; return 1;
-    case QP_GGUF_U16: w->kind = 1; w->u = (uint64_t)p[0] | (uint64_t)p[1] << 8; return 1;
-    case QP_GGUF_U32: w->kind = 1; w->u = le32(p); return 1;
-    case QP_GGUF_U64: w->kind = 1; w->u = le64(p); return 1;
-    case QP_GGUF_I8: w->kind = 2; w->i = (int8_t)p[0]; return 1;
-    case QP_GGUF_I16: w->kind = 2; w->i = (int16_t)(uint16_t)(p[0] | p[1] << 8); return 1;
-    case QP_GGUF_I32: w->kind = 2; w->i = (int32_t)le32(p); return 1;
-    case QP_GGUF_I64: w->kind = 2; w->i = (int64_t)le64(p); return 1;
-    case QP_GGUF_F32: {
-        uint32_t b = le32(p);
-        float f;
-        memcpy(&f, &b, 4);
-        w->kind = 3;
-        w->f = f;
-        return 1;
-    }
-    case QP_GGUF_F64: {
-        uint64_t b = le64(p);
-        memcpy(&w->f, &b, 8);
-        w->kind = 3;
-        return 1;
-    }
-    default: return 0;
-    }
-}
-
-/* Conversions succeed only when the value is representable exactly:
- * no negative numbers as u64, no fractions or NaN as integers. */
-int qp_gguf_kv_as_u64(const qp_gguf *g, int64_t i, uint64_t *out)
-{
-    wide w;
-    if (!scalar(g, i, &w))
-        return 0;
-    if (w.kind == 1) {
-        *out = w.u;
-    } else if (w.kind == 2) {
-        if (w.i < 0)
-            return 0;
-        *out = (uint64_t)w.i;
-    } else {
-        if (!(w.f >= 0 && w.f < 18446744073709551616.0) || w.f != (double)(uint64_t)w.f)
-            return 0;
-        *out = (uint64_t)w.f;
-    }
-    return 1;
-}
-
-int qp_gguf_kv_as_i64(const qp_gguf *g, int64_t i, int64_t *out)
-{
-    wide w;
-    if (!scalar(g, i, &w))
-        return 0;
-    if (w.kind == 1) {
-        if (w.u > (uint64_t)INT64_MAX)
-            return 0;
-        *out = (int64_t)w.u;
-    } else if (w.kind == 2) {
-        *out = w.i;
-    } else {
-        if (!(w.f >= -9223372036854775808.0 && w.f < 9223372036854775808.0) ||
-            w.f != (double)(int64_t)w.f)
-            return 0;
-        *out = (int64_t)w.f;
-    }
-    return 1;
-}
-
-int qp_gguf_kv_as_f64(const qp_gguf *g, int64_t i, double *out)
-{
-    wide w;
-    if (!scalar(g, i, &w))
-        return 0;
-    *out = w.kind == 1 ? (double)w.u : w.kind == 2 ? (double)w.i : w.f;
-    return 1;
-}
-
-qp_gguf_str qp_gguf_kv_str(const qp_gguf *g, int64_t i)
-{
-    const gguf_kv *kv = kv_at(g, i);
-    return (kv && kv->type == QP_GGUF_STRING) ? kv->str : (qp_gguf_str){NULL, 0};
-}
-
-qp_gguf_vtype qp_gguf_arr_type(const qp_gguf *g, int64_t i)
-{
-    const gguf_kv *kv = kv_at(g, i);
-    return (kv && kv->type == QP_GGUF_ARRAY) ? kv->arr_type : QP_GGUF_VTYPE_COUNT;
-}
-
-uint64_t qp_gguf_arr_len(const qp_gguf *g, int64_t i)
-{
-    const gguf_kv *kv = kv_at(g, i);
-    return (kv && kv->type == QP_GGUF_ARRAY) ? kv->arr_len : 0;
-}
-
-const void *qp_gguf_arr_data(const qp_gguf *g, int64_t i)
-{
-    const gguf_kv *kv = kv_at(g, i);
-    if (!kv || kv->type != QP_GGUF_ARRAY || qp_gguf_vtype_size(kv->arr_type) == 0)
-        return NULL;
-    return kv->val;
-}
-
-qp_gguf_str qp_gguf_arr_str(const qp_gguf *g, int64_t i, uint64_t j)
-{
-    const gguf_kv *kv = kv_at(g, i);
-    if (!kv || kv->type != QP_GGUF_ARRAY || kv->arr_type != QP_GGUF_STRING || j >= kv->arr_len)
-        return (qp_gguf_str){NULL, 0};
-    uint64_t off = kv->str_offs[j];
-    return (qp_gguf_str){(const char *)g->base + off + 8, le64(g->base + off)};
-}
-
-int qp_gguf_get_u64(const qp_gguf *g, const char *key, uint64_t *out)
-{
-    return qp_gguf_kv_as_u64(g, qp_gguf_find_key(g, key), out);
-}
-
-int qp_gguf_get_f64(const qp_gguf *g, const char *key, double *out)
-{
-    return qp_gguf_kv_as_f64(g, qp_gguf_find_key(g, key), out);
-}
-
-int qp_gguf_get_str(const qp_gguf *g, const char *key, qp_gguf_str *out)
-{
-    int64_t i = qp_gguf_find_key(g, key);
-    if (!kv_at(g, i) || g->kvs[i].type != QP_GGUF_STRING)
-        return 0;
-    *out = g->kvs[i].str;
-    return 1;
-}
-
-const qp_gguf_tensor *qp_gguf_tensor_at(const qp_gguf *g, int64_t i)
-{
-    return (g && i >= 0 && i < g->n_tensors) ? &g->tensors[i] : NULL;
-}
-
-const qp_gguf_tensor *qp_gguf_find_tensor(const qp_gguf *g, const char *name)
-{
-    if (!g || !name)
-        return NULL;
-    return qp_gguf_tensor_at(g, qp_gguf_index_find(&g->tensor_ix, name, strlen(name)));
 }

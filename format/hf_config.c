@@ -282,7 +282,9 @@ qp_status qp_hf_config_parse(const char *json, size_t len, const char *path, qp_
         cJSON_Delete(root);
         return qp_err_set(err, QP_ERR_BAD_INPUT, path, "config is not a JSON object");
     }
-    st = parse_arch(root, path, cfg, err);
+    st = hfc_check_unique_keys(root, path, err);
+    if (st == QP_OK)
+        st = parse_arch(root, path, cfg, err);
     if (st == QP_OK)
         st = hfc_string(root, "model_type", path, cfg->model_type, sizeof cfg->model_type, err);
     if (st == QP_OK)
@@ -335,7 +337,7 @@ qp_status qp_hf_config_load(const char *dir, qp_hf_config *cfg, qp_err *err)
         return st;
     if (!cJSON_IsObject(root))
         st = qp_err_set(err, QP_ERR_BAD_INPUT, path, "generation config is not a JSON object");
-    else
+    else if ((st = hfc_check_unique_keys(root, path, err)) == QP_OK)
         st = token_ids(root, path, cfg, err);
     cJSON_Delete(root);
     return st;

@@ -169,6 +169,33 @@ qp_status hfc_parse_text(const char *json, size_t len, const char *path, cJSON *
     return st;
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+qp_status hfc_check_unique_keys(const cJSON *obj, const char *path, qp_err *err)
+{
+    size_t n = 0;
+    for (const cJSON *it = obj->child; it; it = it->next)
+        n++;
+    if (n < 2)
+        return QP_OK;
+    const char **k = malloc(n * sizeof *k);
+    if (!k)
+        return qp_err_set(err, QP_ERR_NOMEM, path, "out of memory");
+    n = 0;
+    for (const cJSON *it = obj->child; it; it = it->next)
+        k[n++] = it->string;
+    qsort(k, n, sizeof *k, key_cmp);
+    qp_status st = QP_OK;
+    for (size_t i = 1; i < n && st == QP_OK; i++)
+        if (strcmp(k[i - 1], k[i]) == 0)
+            st = hfc_err(err, QP_ERR_BAD_INPUT, path, k[i], "appears twice");
+    free(k);
+    return st;
+}
+
 qp_status hfc_read_file(const char *path, size_t max, char **text, size_t *len, qp_err *err)
 {
     *text = NULL;

@@ -34,6 +34,10 @@ qp_status hfc_string(const cJSON *obj, const char *key, const char *path, char *
 /* Parse JSON text (need not be NUL-terminated); only whitespace may follow
  * the value. */
 qp_status hfc_parse_text(const char *json, size_t len, const char *path, cJSON **out, qp_err *err);
+/* Python's json keeps the last of repeated keys and cJSON the first: a
+ * config with a repeated top-level key would mean different things to
+ * transformers and to us, so it is refused. */
+qp_status hfc_check_unique_keys(const cJSON *obj, const char *path, qp_err *err);
 /* Read a whole regular file of at most `max` bytes, NUL-terminated. */
 qp_status hfc_read_file(const char *path, size_t max, char **text, size_t *len, qp_err *err);
 

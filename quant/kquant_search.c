@@ -138,18 +138,14 @@ static int heap_pop(ev_heap *h)
     return top;
 }
 
-/* Sweep t = 1/s over (0, inf) for x * sign: every element starts at the
- * level nearest 0 and steps outwards as x_i * t crosses midpoints. Each
- * assignment met is scored by its least-squares scale; the optimum
- * (s*, L(1/s*)) is among them. */
+/* Sweep t = 1/s over [t_lo, t_hi] for x * sign: each element starts at its
+ * nearest level for t_lo and steps outwards as x_i * t crosses midpoints.
+ * Every assignment met is scored by its least-squares scale; the optimum
+ * (s*, L(1/s*)) over the window is among them. The best is kept as the
+ * pair (sqx, sqq): score sqx^2/sqq, scale sqx/sqq. */
 static void sweep(int n, const float *x, const float *w, const qp_ks_grid *g, float sign,
-                  double *best_score, float *best_s)
+                  float t_lo, float t_hi, double *bqx, double *bqq)
 {
-    int up0 = 0, dn0 = 0; /* start levels of rising / falling elements */
-    for (int k = 0; k + 1 < g->nlev; k++) {
-        up0 += g->mid[k] <= 0.0f;
-        dn0 += g->mid[k] < 0.0f;
-    }
     int lvl[QP_KS_MAX_SUB];
     float xs[QP_KS_MAX_SUB];
     ev_heap h;
@@ -157,24 +153,25 @@ static void sweep(int n, const float *x, const float *w, const qp_ks_grid *g, fl
     double sqx = 0.0, sqq = 0.0;
     for (int i = 0; i < n; i++) {
         xs[i] = sign * x[i];
-        int k = xs[i] < 0.0f ? dn0 : up0;
+        int k = qp_ks_grid_index(g, xs[i] * t_lo);
         lvl[i] = k;
         sqx += (double)w[i] * xs[i] * g->lev[k];
         sqq += (double)w[i] * g->lev[k] * g->lev[k];
         if (w[i] == 0.0f)
             continue; /* moving it changes nothing */
+        float t = -1.0f;
         if (xs[i] > 0.0f && k + 1 < g->nlev)
-            heap_push(&h, g->mid[k] / xs[i], i);
+            t = g->mid[k] / xs[i];
         else if (xs[i] < 0.0f && k > 0)
-            heap_push(&h, g->mid[k - 1] / xs[i], i);
+            t = g->mid[k - 1] / xs[i];
+        if (t >= 0.0f && t <= t_hi)
+            heap_push(&h, t, i);
     }
     for (;;) {
-        if (sqq > 0.0) {
-            double score = sqx * sqx / sqq;
-            if (score > *best_score) {
-                *best_score = score;
-                *best_s = sign * (float)(sqx / sqq);
-            }
+        /* score sqx^2/sqq > best, without a division */
+        if (sqq > 0.0 && sqx * sqx * *bqq > *bqx * *bqx * sqq) {
+            *bqx = sign * sqx;
+            *bqq = sqq;
         }
         if (h.n == 0)
             break;
@@ -185,25 +182,41 @@ static void sweep(int n, const float *x, const float *w, const qp_ks_grid *g, fl
         sqx += wi * xs[i] * (g->lev[nk] - g->lev[k]);
         sqq += wi * ((double)g->lev[nk] * g->lev[nk] - (double)g->lev[k] * g->lev[k]);
         lvl[i] = nk;
+        float t = -1.0f;
         if (xs[i] > 0.0f && nk + 1 < g->nlev)
-            heap_push(&h, g->mid[nk] / xs[i], i);
+            t = g->mid[nk] / xs[i];
         else if (xs[i] < 0.0f && nk > 0)
-            heap_push(&h, g->mid[nk - 1] / xs[i], i);
+            t = g->mid[nk - 1] / xs[i];
+        if (t >= 0.0f && t <= t_hi)
+            heap_push(&h, t, i);
     }
 }
 
-float qp_ks_sym_scale(int n, const float *x, const float *w, const qp_ks_grid *g, uint8_t *L)
+float qp_ks_sym_scale_window(int n, const float *x, const float *w, const qp_ks_grid *g,
+                             float r_lo, float r_hi, uint8_t *L)
 {
-    double best_score = 0.0;
-    float s = 0.0f;
-    sweep(n, x, w, g, 1.0f, &best_score, &s);
-    sweep(n, x, w, g, -1.0f, &best_score, &s);
+    float amax = 0.0f;
+    for (int i = 0; i < n; i++)
+        if (w[i] != 0.0f)
+            amax = fmaxf(amax, fabsf(x[i]));
+    const float e0 = fabsf(g->lev[0]), e1 = fabsf(g->lev[g->nlev - 1]);
+    if (!(amax > 0.0f) || !isfinite(amax)) {
+        qp_ks_sym_requant(n, x, w, g, 0.0f, L);
+        return 0.0f;
+    }
+    /* window of inverse scales: the largest element between r_lo and
+     * r_hi times the far end of the grid */
+    const float t_lo = r_lo * fminf(e0, e1) / amax, t_hi = r_hi * fmaxf(e0, e1) / amax;
+    double bqx = 0.0, bqq = 1.0;
+    sweep(n, x, w, g, 1.0f, t_lo, t_hi, &bqx, &bqq);
+    sweep(n, x, w, g, -1.0f, t_lo, t_hi, &bqx, &bqq);
+    float s = (float)(bqx / bqq);
     double e = qp_ks_sym_requant(n, x, w, g, s, L);
     if (s == 0.0f)
         return 0.0f;
     /* The sweep's sums drift by float rounding; a few alternating steps
      * (nearest levels <-> least-squares scale) settle it. */
-    for (int it = 0; it < 3; it++) {
+    for (int it = 0; it < 2; it++) {
         double sqx = 0.0, sqq = 0.0;
         for (int i = 0; i < n; i++) {
             double v = g->lev[L[i]];
@@ -222,6 +235,11 @@ float qp_ks_sym_scale(int n, const float *x, const float *w, const qp_ks_grid *g
         memcpy(L, L2, (size_t)n);
     }
     return s;
+}
+
+float qp_ks_sym_scale(int n, const float *x, const float *w, const qp_ks_grid *g, uint8_t *L)
+{
+    return qp_ks_sym_scale_window(n, x, w, g, QP_KS_RLO, QP_KS_RHI, L);
 }
 
 /* ------------------------------------------------------ affine fit */

@@ -112,6 +112,12 @@ double qp_ks_affine_requant(int n, const float *x, const float *w, int qmax, flo
  * nearest levels; exact up to float rounding. n <= QP_KS_MAX_SUB. Writes L,
  * returns s (0 when the block is all zero). */
 float qp_ks_sym_scale(int n, const float *x, const float *w, const qp_ks_grid *g, uint8_t *L);
+#ifndef QP_KS_RLO
+#define QP_KS_RLO 0.5f
+#define QP_KS_RHI 1.3f
+#endif
+float qp_ks_sym_scale_window(int n, const float *x, const float *w, const qp_ks_grid *g,
+                             float r_lo, float r_hi, uint8_t *L);
 
 /* x ~ s * q + m, q in 0..qmax, s >= 0. With nonpos_min the offset is kept
  * <= 0 (the K types store -m as an unsigned multiple of dmin). Writes L,

@@ -49,7 +49,9 @@ typedef struct {
 qp_status qp_tokenizer_from_spec(const qp_tokenizer_spec *spec, const char *name,
                                  qp_tokenizer **out, qp_err *err);
 
-/* From a parsed tokenizer.json; pre_regex NULL means the Qwen2 pattern. */
+/* From a parsed tokenizer.json; pre_regex NULL means the Qwen2 pattern.
+ * qp_hf_vocab does not carry model.ignore_merges (false for Qwen), so this
+ * path assumes false; qp_tokenizer_load_json reads it. */
 qp_status qp_tokenizer_from_hf_vocab(const qp_hf_vocab *v, const char *pre_regex,
                                      const char *name, qp_tokenizer **out, qp_err *err);
 

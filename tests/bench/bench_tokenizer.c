@@ -43,7 +43,7 @@ static char *read_all(const char *rel, size_t *len)
 
 static void row(const char *vocab, const char *op, size_t bytes, size_t tokens, double sec)
 {
-    printf("| %-6s | %-34s | %9zu | %8zu | %9.2f | %8.1f |\n", vocab, op, bytes, tokens,
+    printf("| %-6s | %-36s | %9zu | %8zu | %9.2f | %8.1f |\n", vocab, op, bytes, tokens,
            sec * 1e3, bytes ? (double)bytes / sec / 1e6 : 0.0);
 }
 
@@ -142,8 +142,8 @@ static int bench_long(const qp_tokenizer *t, const char *vname)
 
 int main(void)
 {
-    printf("| vocab  | operation                          |     bytes |   tokens |   time ms |     MB/s |\n");
-    printf("|--------|------------------------------------|-----------|----------|-----------|----------|\n");
+    printf("| vocab  | operation                            |     bytes |   tokens |   time ms |     MB/s |\n");
+    printf("|--------|--------------------------------------|-----------|----------|-----------|----------|\n");
     char path[4096];
     qp_err err;
     qp_err_clear(&err);
