@@ -164,8 +164,12 @@ qp_status qp_convert_plan(const qp_plan *plan, const char *hf_dir, const qp_conv
         goto out;
     }
     qp_meta_options mo = {opt->file_type, opt->recipe};
-    if ((s = qp_meta_write_model(w, plan, hf_dir, &mo, err)) != QP_OK)
+    if (qp_plan_gguf(plan)) {
+        if ((s = qp_meta_copy_gguf(w, qp_plan_gguf(plan), &mo, err)) != QP_OK)
+            goto out;
+    } else if ((s = qp_meta_write_model(w, plan, hf_dir, &mo, err)) != QP_OK) {
         goto out;
+    }
     int64_t vocab_rows = 0;
     uint64_t bytes_total = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -174,7 +178,8 @@ qp_status qp_convert_plan(const qp_plan *plan, const char *hf_dir, const qp_conv
             vocab_rows = t->n_rows;
         bytes_total += t->source_bytes;
     }
-    if ((s = qp_meta_write_tokenizer(w, hf_dir, qp_plan_config(plan), vocab_rows, err)) != QP_OK)
+    if (!qp_plan_gguf(plan) &&
+        (s = qp_meta_write_tokenizer(w, hf_dir, qp_plan_config(plan), vocab_rows, err)) != QP_OK)
         goto out;
     if (opt->extra_meta && (s = opt->extra_meta(opt->extra_meta_ctx, w, err)) != QP_OK)
         goto out;

@@ -10,7 +10,9 @@
 #include "quant/recipe.h"
 
 struct qp_job {
-    char *dir;
+    char *dir;               /* HF directory, or the source GGUF's path */
+    qp_gguf *gguf;           /* set for requantization jobs */
+    int from_q8_0;           /* the GGUF source holds Q8_0 tensors */
     qp_hf_config cfg;
     qp_st_model *st;
     qp_plan *plan;
@@ -24,6 +26,50 @@ static uint32_t choose_from_job(void *ctx, const qp_plan *plan, int64_t i)
 {
     (void)plan;
     return ((const qp_job *)ctx)->types[i];
+}
+
+/* Run the recipe over the plan in file order (some rules count tensors). */
+static qp_status choose_types(qp_job *job, const qp_job_options *opt, qp_recipe_params *rp, qp_err *err)
+{
+    const char *where = job->dir;
+    int64_t n = qp_plan_count(job->plan);
+    job->types = calloc((size_t)n, sizeof *job->types);
+    job->fallback = calloc((size_t)n, sizeof *job->fallback);
+    if (!job->types || !job->fallback) {
+        return qp_err_set(err, QP_ERR_NOMEM, where, "out of memory");
+    }
+    rp->preset = job->preset;
+    rp->pure = opt->pure;
+    rp->output_type = opt->output_type;
+    rp->token_embd_type = opt->token_embd_type;
+    rp->has_imatrix = opt->imatrix_path != NULL;
+    rp->has_output = qp_plan_find(job->plan, "output.weight") >= 0;
+    for (int64_t i = 0; i < n; i++) {
+        qp_tensor_role r = qp_plan_at(job->plan, i)->role;
+        rp->n_attn_v += r == QP_ROLE_ATTN_V;
+        rp->n_ffn_down += r == QP_ROLE_FFN_DOWN || r == QP_ROLE_FFN_DOWN_EXPS;
+    }
+    qp_recipe *rec = qp_recipe_new(rp);
+    if (!rec) {
+        return qp_err_set(err, QP_ERR_NOMEM, where, "out of memory");
+    }
+    for (int k = 0; k < opt->n_overrides; k++)
+        if (qp_recipe_add_override(rec, opt->override_patterns[k], opt->override_types[k]) != 0) {
+            qp_recipe_free(rec);
+            qp_status s = qp_err_set(err, QP_ERR_USAGE, NULL, "bad --tensor-type pattern '%s'", opt->override_patterns[k]);
+            return s;
+        }
+    for (int64_t i = 0; i < n; i++) {
+        const qp_plan_tensor *t = qp_plan_at(job->plan, i);
+        /* Sources are offered as the F32 (vectors, router) or BF16 they
+         * would be in a lossless file; those keep that type. */
+        uint32_t src = t->keep_f32 ? QP_GGML_F32 : job->preset->default_type;
+        job->types[i] = qp_recipe_choose(rec, t->name, t->n_dims, t->ne, src, &job->fallback[i]);
+        if (t->keep_f32)
+            job->types[i] = QP_GGML_F32;
+    }
+    qp_recipe_free(rec);
+    return QP_OK;
 }
 
 qp_status qp_job_open(const char *hf_dir, const qp_job_options *opt, qp_job **out, qp_err *err)
@@ -50,51 +96,14 @@ qp_status qp_job_open(const char *hf_dir, const qp_job_options *opt, qp_job **ou
         goto fail;
     if ((s = qp_plan_build(job->st, &job->cfg, &job->plan, err)) != QP_OK)
         goto fail;
-    int64_t n = qp_plan_count(job->plan);
-    job->types = calloc((size_t)n, sizeof *job->types);
-    job->fallback = calloc((size_t)n, sizeof *job->fallback);
-    if (!job->types || !job->fallback) {
-        s = qp_err_set(err, QP_ERR_NOMEM, hf_dir, "out of memory");
-        goto fail;
-    }
     qp_recipe_params rp;
     memset(&rp, 0, sizeof rp);
-    rp.preset = job->preset;
-    rp.pure = opt->pure;
-    rp.output_type = opt->output_type;
-    rp.token_embd_type = opt->token_embd_type;
-    rp.has_imatrix = opt->imatrix_path != NULL;
     rp.n_layer = job->cfg.num_hidden_layers;
     rp.n_expert = job->cfg.num_experts;
     rp.n_head = job->cfg.num_attention_heads;
     rp.n_head_kv = job->cfg.num_key_value_heads;
-    rp.has_output = qp_plan_find(job->plan, "output.weight") >= 0;
-    for (int64_t i = 0; i < n; i++) {
-        qp_tensor_role r = qp_plan_at(job->plan, i)->role;
-        rp.n_attn_v += r == QP_ROLE_ATTN_V;
-        rp.n_ffn_down += r == QP_ROLE_FFN_DOWN || r == QP_ROLE_FFN_DOWN_EXPS;
-    }
-    qp_recipe *rec = qp_recipe_new(&rp);
-    if (!rec) {
-        s = qp_err_set(err, QP_ERR_NOMEM, hf_dir, "out of memory");
+    if ((s = choose_types(job, opt, &rp, err)) != QP_OK)
         goto fail;
-    }
-    for (int k = 0; k < opt->n_overrides; k++)
-        if (qp_recipe_add_override(rec, opt->override_patterns[k], opt->override_types[k]) != 0) {
-            qp_recipe_free(rec);
-            s = qp_err_set(err, QP_ERR_USAGE, NULL, "bad --tensor-type pattern '%s'", opt->override_patterns[k]);
-            goto fail;
-        }
-    for (int64_t i = 0; i < n; i++) {
-        const qp_plan_tensor *t = qp_plan_at(job->plan, i);
-        /* Sources are offered as the F32 (vectors, router) or BF16 they
-         * would be in a lossless file; those keep that type. */
-        uint32_t src = t->keep_f32 ? QP_GGML_F32 : job->preset->default_type;
-        job->types[i] = qp_recipe_choose(rec, t->name, t->n_dims, t->ne, src, &job->fallback[i]);
-        if (t->keep_f32)
-            job->types[i] = QP_GGML_F32;
-    }
-    qp_recipe_free(rec);
     snprintf(job->recipe_desc, sizeof job->recipe_desc, "%s%s", job->preset->name, opt->pure ? " pure" : "");
     *out = job;
     return QP_OK;
@@ -103,11 +112,80 @@ fail:
     return s;
 }
 
+/* Recipe parameters from a GGUF's own hyper-parameter keys. */
+static int64_t arch_u64(const qp_gguf *g, const char *arch, const char *suffix)
+{
+    char key[160];
+    uint64_t v = 0;
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    return qp_gguf_get_u64(g, key, &v) ? (int64_t)v : 0;
+}
+
+qp_status qp_job_open_gguf(const char *path, const qp_job_options *opt, qp_job **out, qp_err *err)
+{
+    *out = NULL;
+    qp_job *job = calloc(1, sizeof *job);
+    if (!job || !(job->dir = strdup(path))) {
+        free(job);
+        return qp_err_set(err, QP_ERR_NOMEM, path, "out of memory");
+    }
+    qp_status s = QP_OK;
+    job->preset = qp_preset_find(opt->preset ? opt->preset : "BF16");
+    if (!job->preset) {
+        s = qp_err_set(err, QP_ERR_USAGE, NULL, "unknown type or preset '%s'", opt->preset);
+        goto fail;
+    }
+    if (opt->imatrix_path) {
+        s = qp_err_set(err, QP_ERR_UNSUPPORTED, opt->imatrix_path, "importance matrices are not supported yet");
+        goto fail;
+    }
+    if ((s = qp_gguf_open(path, &job->gguf, err)) != QP_OK)
+        goto fail;
+    qp_gguf_str arch_s;
+    char arch[64] = "";
+    if (qp_gguf_get_str(job->gguf, "general.architecture", &arch_s) && arch_s.len < sizeof arch) {
+        memcpy(arch, arch_s.ptr, arch_s.len);
+        arch[arch_s.len] = '\0';
+    }
+    if ((s = qp_plan_from_gguf(job->gguf, &job->plan, err)) != QP_OK)
+        goto fail;
+    /* Requantizing what was already quantized compounds the errors. */
+    for (int64_t i = 0; i < qp_plan_count(job->plan); i++) {
+        const qp_gguf_tensor *t = qp_gguf_tensor_at(job->gguf, i);
+        if (t->type == QP_GGML_F32 || t->type == QP_GGML_F16 || t->type == QP_GGML_BF16)
+            continue;
+        if (t->type != QP_GGML_Q8_0) {
+            s = qp_err_set(err, QP_ERR_UNSUPPORTED, path, "tensor is already quantized as %s; requantize from an "
+                           "F32/F16/BF16 (or Q8_0) file", qp_ggml_type_name(t->type));
+            qp_err_set_tensor(err, qp_plan_at(job->plan, i)->name);
+            goto fail;
+        }
+        job->from_q8_0 = 1;
+    }
+    qp_recipe_params rp;
+    memset(&rp, 0, sizeof rp);
+    rp.n_layer = arch_u64(job->gguf, arch, "block_count");
+    rp.n_expert = arch_u64(job->gguf, arch, "expert_count");
+    rp.n_head = arch_u64(job->gguf, arch, "attention.head_count");
+    rp.n_head_kv = arch_u64(job->gguf, arch, "attention.head_count_kv");
+    if ((s = choose_types(job, opt, &rp, err)) != QP_OK)
+        goto fail;
+    snprintf(job->recipe_desc, sizeof job->recipe_desc, "%s%s", job->preset->name, opt->pure ? " pure" : "");
+    *out = job;
+    return QP_OK;
+fail:
+    qp_job_free(job);
+    return s;
+}
+
+int qp_job_from_q8_0(const qp_job *job) { return job->from_q8_0; }
+
 void qp_job_free(qp_job *job)
 {
     if (!job)
         return;
     qp_plan_free(job->plan);
+    qp_gguf_close(job->gguf);
     qp_st_close(job->st);
     free(job->types);
     free(job->fallback);

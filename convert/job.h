@@ -23,6 +23,10 @@ typedef struct {
 typedef struct qp_job qp_job;
 
 qp_status qp_job_open(const char *hf_dir, const qp_job_options *opt, qp_job **out, qp_err *err);
+/* Requantize a GGUF (F32/F16/BF16 tensors; Q8_0 accepted, see
+ * qp_job_from_q8_0). Metadata is carried over (convert/meta_copy.c). */
+qp_status qp_job_open_gguf(const char *path, const qp_job_options *opt, qp_job **out, qp_err *err);
+int qp_job_from_q8_0(const qp_job *job);
 void qp_job_free(qp_job *job);
 
 const qp_plan *qp_job_plan(const qp_job *job);

@@ -41,4 +41,8 @@ qp_status qp_meta_write_model(qp_gguf_writer *w, const qp_plan *plan, const char
 qp_status qp_meta_write_tokenizer(qp_gguf_writer *w, const char *hf_dir, const qp_hf_config *cfg,
                                   int64_t n_vocab_rows, qp_err *err);
 
+/* All keys of a source GGUF except the old file type, qpack.* and
+ * quantize.*, then the new general.file_type and qpack.version/recipe. */
+qp_status qp_meta_copy_gguf(qp_gguf_writer *w, const qp_gguf *g, const qp_meta_options *opt, qp_err *err);
+
 #endif

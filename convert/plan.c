@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/qp_ggml_types.h"
+#include "quant/qtype.h"
 
 /* One contiguous run of rows in a source tensor. Stacked experts have one
  * piece per expert; everything else has a single piece. */
@@ -17,6 +18,7 @@ typedef struct {
     const qp_st_tensor *src;
     int64_t src_row0;               /* first source row this piece uses */
     const qp_st_tensor *scale_inv;  /* FP8 block scales, or NULL */
+    const qp_gguf_tensor *gt;       /* GGUF source instead of safetensors */
 } piece;
 
 typedef struct {
@@ -27,6 +29,7 @@ typedef struct {
 } plan_entry;
 
 struct qp_plan {
+    const qp_gguf *gguf;        /* set when the plan reads a GGUF file */
     const qp_st_model *st;
     const qp_hf_config *cfg;
     int64_t n;
@@ -636,6 +639,7 @@ int64_t qp_plan_find(const qp_plan *p, const char *gguf_name)
 }
 
 const qp_st_model *qp_plan_source(const qp_plan *p) { return p->st; }
+const qp_gguf *qp_plan_gguf(const qp_plan *p) { return p->gguf; }
 const qp_hf_config *qp_plan_config(const qp_plan *p) { return p->cfg; }
 
 /* ------------------------------------------------------------ reading rows */
@@ -682,9 +686,26 @@ static qp_status apply_fp8_scales(const qp_plan *p, const piece *pc, int64_t src
 typedef qp_status (*read_run_fn)(const qp_plan *p, const piece *pc, int64_t src_row, int64_t n, int64_t row_len,
                                  void *dst, qp_err *err);
 
+/* Rows of a GGUF tensor, dequantized through the block-type table. */
+static qp_status read_gguf_f32(const qp_plan *p, const piece *pc, int64_t src_row, int64_t n, int64_t row_len,
+                               float *dst, qp_err *err)
+{
+    const qp_qtype *qt = qp_qtype_get(pc->gt->type);
+    if (!qt || !qt->dequantize_row)
+        return qp_err_set(err, QP_ERR_UNSUPPORTED, qp_gguf_path(p->gguf), "cannot read tensors of type %s",
+                          qp_ggml_type_name(pc->gt->type));
+    uint64_t rb = qp_qtype_row_bytes(pc->gt->type, row_len);
+    const unsigned char *base = (const unsigned char *)pc->gt->data + (uint64_t)src_row * rb;
+    for (int64_t r = 0; r < n; r++)
+        qt->dequantize_row(base + (uint64_t)r * rb, dst + r * row_len, row_len);
+    return QP_OK;
+}
+
 static qp_status read_run_f32(const qp_plan *p, const piece *pc, int64_t src_row, int64_t n, int64_t row_len,
                               void *dst, qp_err *err)
 {
+    if (pc->gt)
+        return read_gguf_f32(p, pc, src_row, n, row_len, dst, err);
     qp_status s = qp_st_read_f32(p->st, pc->src, (uint64_t)(src_row * row_len), (uint64_t)(n * row_len), dst, err);
     if (s == QP_OK && pc->scale_inv)
         s = apply_fp8_scales(p, pc, pc->src->n_dims == 3 ? src_row % pc->src->shape[1] : src_row, n, row_len, dst,
@@ -695,6 +716,12 @@ static qp_status read_run_f32(const qp_plan *p, const piece *pc, int64_t src_row
 static qp_status read_run_raw(const qp_plan *p, const piece *pc, int64_t src_row, int64_t n, int64_t row_len,
                               void *dst, qp_err *err)
 {
+    if (pc->gt) {
+        uint64_t rb = qp_qtype_row_bytes(pc->gt->type, row_len);
+        memcpy(dst, (const unsigned char *)pc->gt->data + (uint64_t)src_row * rb, (size_t)((uint64_t)n * rb));
+        (void)err;
+        return QP_OK;
+    }
     uint64_t es = qp_st_dtype_size(pc->src->dtype);
     return qp_st_read_raw(p->st, pc->src, (uint64_t)(src_row * row_len) * es, dst,
                           (size_t)((uint64_t)(n * row_len) * es), err);
@@ -719,10 +746,11 @@ static qp_status read_rows(const qp_plan *p, int64_t i, int64_t row0, int64_t n,
         const piece *pc = &e->pieces[k];
         qp_status s = fn(p, pc, pc->src_row0 + local, run, len, out, err);
         if (s != QP_OK) {
-            qp_err_set_tensor(err, pc->src->name);
+            qp_err_set_tensor(err, pc->src ? pc->src->name : e->info.name);
             return s;
         }
-        out += (size_t)(run * len) * elem_size;
+        out += pc->gt && elem_size == 1 ? (size_t)((uint64_t)run * qp_qtype_row_bytes(pc->gt->type, len))
+                                        : (size_t)(run * len) * elem_size;
         row0 += run;
         n -= run;
     }
@@ -739,6 +767,11 @@ qp_status qp_plan_read_rows_raw(const qp_plan *p, int64_t i, int64_t row0, int64
     if (i < 0 || i >= p->n)
         return qp_err_set(err, QP_ERR_USAGE, NULL, "plan tensor index %lld out of range", (long long)i);
     const plan_entry *e = &p->e[i];
+    if (e->pieces[0].gt) {
+        if (e->info.source_dtype == QP_GGML_TYPE_LIMIT)
+            return qp_err_set(err, QP_ERR_UNSUPPORTED, NULL, "%s has no plain source dtype", e->info.name);
+        return read_rows(p, i, row0, n, dst, 1, read_run_raw, err);
+    }
     qp_st_dtype dt = e->pieces[0].src->dtype;
     for (int64_t k = 0; k < e->n_pieces; k++)
         if (e->pieces[k].src->dtype != dt || e->pieces[k].scale_inv ||
@@ -749,10 +782,86 @@ qp_status qp_plan_read_rows_raw(const qp_plan *p, int64_t i, int64_t row0, int64
 
 void qp_plan_release(const qp_plan *p, int64_t i)
 {
-    if (i < 0 || i >= p->n)
+    if (i < 0 || i >= p->n || p->gguf)
         return;
     const plan_entry *e = &p->e[i];
     for (int64_t k = 0; k < e->n_pieces; k++)
         if (k == 0 || e->pieces[k].src != e->pieces[k - 1].src)
             qp_st_release(p->st, e->pieces[k].src);
+}
+
+/* ------------------------------------------------------------ GGUF source */
+
+static qp_tensor_role role_of_gguf_name(const char *name, int *layer)
+{
+    *layer = -1;
+    for (int r = 0; r < QP_ROLE_COUNT; r++) {
+        const char *pat = GGUF_NAMES[r].gguf;
+        if (!pat)
+            continue;
+        if (!strstr(pat, "%d")) {
+            if (strcmp(name, pat) == 0)
+                return (qp_tensor_role)r;
+            continue;
+        }
+        int l, used = 0;
+        char probe[128];
+        if (sscanf(name, "blk.%d.%n", &l, &used) == 1 && used > 0 && l >= 0) {
+            snprintf(probe, sizeof probe, pat, l);
+            if (strcmp(probe, name) == 0) {
+                *layer = l;
+                return (qp_tensor_role)r;
+            }
+        }
+    }
+    return QP_ROLE_OTHER;
+}
+
+qp_status qp_plan_from_gguf(const qp_gguf *g, qp_plan **out, qp_err *err)
+{
+    *out = NULL;
+    int64_t n = qp_gguf_tensor_count(g);
+    qp_plan *p = calloc(1, sizeof *p);
+    if (p)
+        p->e = calloc((size_t)(n ? n : 1), sizeof *p->e);
+    if (!p || !p->e) {
+        qp_plan_free(p);
+        return qp_err_set(err, QP_ERR_NOMEM, qp_gguf_path(g), "out of memory building the plan");
+    }
+    p->gguf = g;
+    for (int64_t i = 0; i < n; i++) {
+        const qp_gguf_tensor *gt = qp_gguf_tensor_at(g, i);
+        plan_entry *e = &p->e[p->n++];
+        qp_plan_tensor *t = &e->info;
+        if (gt->name.len >= sizeof t->name) {
+            qp_plan_free(p);
+            return qp_err_set(err, QP_ERR_UNSUPPORTED, qp_gguf_path(g), "tensor name of %llu bytes is too long",
+                              (unsigned long long)gt->name.len);
+        }
+        memcpy(t->name, gt->name.ptr, gt->name.len);
+        t->name[gt->name.len] = '\0';
+        t->role = role_of_gguf_name(t->name, &t->layer);
+        t->n_dims = gt->n_dims;
+        for (int d = 0; d < 4; d++)
+            t->ne[d] = d < (int)gt->n_dims ? gt->ne[d] : 1;
+        t->row_len = t->ne[0];
+        t->n_rows = t->ne[1] * t->ne[2] * t->ne[3];
+        int is_exps = t->role == QP_ROLE_FFN_GATE_EXPS || t->role == QP_ROLE_FFN_UP_EXPS ||
+                      t->role == QP_ROLE_FFN_DOWN_EXPS;
+        t->n_expert = is_exps && gt->n_dims == 3 ? t->ne[2] : 1;
+        t->keep_f32 = gt->n_dims < 2 || t->role == QP_ROLE_FFN_GATE_INP;
+        t->source_dtype = (gt->type == QP_GGML_F32 || gt->type == QP_GGML_F16 || gt->type == QP_GGML_BF16)
+                              ? gt->type : QP_GGML_TYPE_LIMIT;
+        t->source_bytes = gt->nbytes;
+        e->rows_per_piece = t->n_rows;
+        e->n_pieces = 1;
+        e->pieces = calloc(1, sizeof *e->pieces);
+        if (!e->pieces) {
+            qp_plan_free(p);
+            return qp_err_set(err, QP_ERR_NOMEM, qp_gguf_path(g), "out of memory building the plan");
+        }
+        e->pieces[0].gt = gt;
+    }
+    *out = p;
+    return QP_OK;
 }

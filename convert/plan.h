@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "common/qp_error.h"
+#include "format/gguf.h"
 #include "format/hf_config.h"
 #include "format/safetensors.h"
 
@@ -68,6 +69,12 @@ qp_status qp_plan_read_rows_raw(const qp_plan *p, int64_t i, int64_t row0, int64
 
 /* Drop cached source pages of plan tensor i (after it has been written). */
 void qp_plan_release(const qp_plan *p, int64_t i);
+
+/* A plan over the tensors of a GGUF file, in file order, under their own
+ * names (for requantizing): rows are dequantized through quant/qtype.h.
+ * `g` must outlive the plan. qp_plan_config() is NULL for such plans. */
+qp_status qp_plan_from_gguf(const qp_gguf *g, qp_plan **out, qp_err *err);
+const qp_gguf *qp_plan_gguf(const qp_plan *p); /* NULL for HF plans */
 
 const qp_st_model *qp_plan_source(const qp_plan *p);
 const qp_hf_config *qp_plan_config(const qp_plan *p);

@@ -15,7 +15,8 @@ static void quantize_row_iq4_xs(const float *src, void *dst, int64_t n, const fl
 {
     qp_ks_grid g;
     qp_ks_grid_table(&g, qp_iq4_values, 16);
-    const qp_ks_sym_spec spec = {.nsub = 8, .sublen = 32, .grid = &g, .lmin = -32, .lmax = 31};
+    const qp_ks_sym_spec spec = {.nsub = 8, .sublen = 32, .grid = &g, .lmin = -32, .lmax = 31,
+                                .r_lo = QP_KS_RLO, .r_hi = QP_KS_RHI};
     qp_block_iq4_xs *b = dst;
     float w[QP_QK_K];
     uint8_t L[QP_QK_K];

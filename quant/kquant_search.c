@@ -55,19 +55,50 @@ void qp_ks_grid_table(qp_ks_grid *g, const int8_t *vals, int n)
 
 /* ------------------------------------------------------- error evaluators */
 
+/* Nearest integer of v clamped to [lo, hi] (small integers), ties to even.
+ * Written with plain comparisons (maxss/minss, no libm call); the first
+ * one maps NaN to lo, so the result is always in range. */
+static inline int round_clamped(float v, float lo, float hi)
+{
+    v = v > lo ? v : lo;
+    v = v < hi ? v : hi;
+    float f = v + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &f, 4);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
 double qp_ks_sym_requant(int n, const float *x, const float *w, const qp_ks_grid *g, float dl,
                          uint8_t *L)
 {
-    const float id = dl != 0.0f ? 1.0f / dl : 0.0f;
-    const int k0 = qp_ks_grid_index(g, 0.0f);
-    double e = 0.0;
-    for (int i = 0; i < n; i++) {
-        int k = dl != 0.0f ? qp_ks_grid_index(g, x[i] * id) : k0;
-        float y = dl * g->lev[k];
-        double diff = (double)y - (double)x[i];
-        e += (double)w[i] * diff * diff;
-        if (L)
-            L[i] = (uint8_t)k;
+    float e = 0.0f;
+    if (dl == 0.0f) {
+        const int k0 = qp_ks_grid_index(g, 0.0f);
+        for (int i = 0; i < n; i++) {
+            e += w[i] * x[i] * x[i];
+            if (L)
+                L[i] = (uint8_t)k0;
+        }
+        return e;
+    }
+    const float id = 1.0f / dl;
+    if (g->uniform) {
+        const float lo = (float)g->lo, hi = (float)(g->lo + g->nlev - 1);
+        for (int i = 0; i < n; i++) {
+            const int q = round_clamped(x[i] * id, lo, hi);
+            const float diff = dl * (float)q - x[i];
+            e += w[i] * diff * diff;
+            if (L)
+                L[i] = (uint8_t)(q - g->lo);
+        }
+    } else {
+        for (int i = 0; i < n; i++) {
+            const int k = qp_ks_grid_index(g, x[i] * id);
+            const float diff = dl * g->lev[k] - x[i];
+            e += w[i] * diff * diff;
+            if (L)
+                L[i] = (uint8_t)k;
+        }
     }
     return e;
 }
@@ -75,13 +106,12 @@ double qp_ks_sym_requant(int n, const float *x, const float *w, const qp_ks_grid
 double qp_ks_affine_requant(int n, const float *x, const float *w, int qmax, float dl, float ml,
                             uint8_t *L)
 {
-    const float id = dl != 0.0f ? 1.0f / dl : 0.0f;
-    double e = 0.0;
+    float e = 0.0f;
+    const float id = dl != 0.0f ? 1.0f / dl : 0.0f, top = (float)qmax;
     for (int i = 0; i < n; i++) {
-        int q = dl != 0.0f ? qp_ks_clampi(qp_ks_nearest_int((x[i] + ml) * id), 0, qmax) : 0;
-        float y = dl * (float)q - ml;
-        double diff = (double)y - (double)x[i];
-        e += (double)w[i] * diff * diff;
+        const int q = round_clamped((x[i] + ml) * id, 0.0f, top);
+        const float diff = dl * (float)q - ml - x[i];
+        e += w[i] * diff * diff;
         if (L)
             L[i] = (uint8_t)q;
     }
@@ -90,105 +120,91 @@ double qp_ks_affine_requant(int n, const float *x, const float *w, int qmax, flo
 
 /* ------------------------------------------------------ symmetric sweep */
 
-/* A min-heap of (t, element) pairs: the next inverse scale at which each
- * element moves to its neighbouring level. */
-typedef struct {
-    float t[QP_KS_MAX_SUB];
-    int8_t i[QP_KS_MAX_SUB];
-    int n;
-} ev_heap;
-
-static void heap_push(ev_heap *h, float t, int i)
-{
-    int c = h->n++;
-    while (c > 0) {
-        int p = (c - 1) / 2;
-        if (h->t[p] <= t)
-            break;
-        h->t[c] = h->t[p];
-        h->i[c] = h->i[p];
-        c = p;
-    }
-    h->t[c] = t;
-    h->i[c] = (int8_t)i;
-}
-
-static int heap_pop(ev_heap *h)
-{
-    int top = h->i[0];
-    float t = h->t[--h->n];
-    int8_t i = h->i[h->n];
-    int c = 0;
-    for (;;) {
-        int l = 2 * c + 1;
-        if (l >= h->n)
-            break;
-        if (l + 1 < h->n && h->t[l + 1] < h->t[l])
-            l++;
-        if (h->t[l] >= t)
-            break;
-        h->t[c] = h->t[l];
-        h->i[c] = h->i[l];
-        c = l;
-    }
-    if (h->n > 0) {
-        h->t[c] = t;
-        h->i[c] = i;
-    }
-    return top;
-}
+#define SWEEP_MAX_EVENTS (QP_KS_MAX_SUB * (QP_KS_MAX_LEVELS - 1))
 
 /* Sweep t = 1/s over [t_lo, t_hi] for x * sign: each element starts at its
- * nearest level for t_lo and steps outwards as x_i * t crosses midpoints.
- * Every assignment met is scored by its least-squares scale; the optimum
- * (s*, L(1/s*)) over the window is among them. The best is kept as the
- * pair (sqx, sqq): score sqx^2/sqq, scale sqx/sqq. */
+ * nearest level for t_lo and steps one level outwards each time x_i * t
+ * crosses a midpoint. Every assignment met is scored by its least-squares
+ * scale; the optimum (s*, L(1/s*)) over the window is among them. The best
+ * is kept as the pair (sqx, sqq): score sqx^2/sqq, scale sqx/sqq.
+ *
+ * The crossings are ordered by a counting sort into as many buckets as
+ * there are crossings (stable, so one element's own steps stay in order);
+ * two crossings of different elements that share a bucket may be taken in
+ * either order, which only adds or skips a state over a vanishing
+ * interval of t. */
 static void sweep(int n, const float *x, const float *w, const qp_ks_grid *g, float sign,
                   float t_lo, float t_hi, double *bqx, double *bqq)
 {
-    int lvl[QP_KS_MAX_SUB];
+    int lvl[QP_KS_MAX_SUB], dir[QP_KS_MAX_SUB];
     float xs[QP_KS_MAX_SUB];
-    ev_heap h;
-    h.n = 0;
+    float ev_t[SWEEP_MAX_EVENTS];
+    uint8_t ev_i[SWEEP_MAX_EVENTS], order[SWEEP_MAX_EVENTS];
+    uint16_t ev_b[SWEEP_MAX_EVENTS];
+    int ne = 0;
     double sqx = 0.0, sqq = 0.0;
     for (int i = 0; i < n; i++) {
         xs[i] = sign * x[i];
         int k = qp_ks_grid_index(g, xs[i] * t_lo);
         lvl[i] = k;
+        dir[i] = xs[i] > 0.0f ? 1 : -1;
         sqx += (double)w[i] * xs[i] * g->lev[k];
         sqq += (double)w[i] * g->lev[k] * g->lev[k];
-        if (w[i] == 0.0f)
-            continue; /* moving it changes nothing */
-        float t = -1.0f;
-        if (xs[i] > 0.0f && k + 1 < g->nlev)
-            t = g->mid[k] / xs[i];
-        else if (xs[i] < 0.0f && k > 0)
-            t = g->mid[k - 1] / xs[i];
-        if (t >= 0.0f && t <= t_hi)
-            heap_push(&h, t, i);
-    }
-    for (;;) {
-        /* score sqx^2/sqq > best, without a division */
-        if (sqq > 0.0 && sqx * sqx * *bqq > *bqx * *bqx * sqq) {
-            *bqx = sign * sqx;
-            *bqq = sqq;
+        if (w[i] == 0.0f || xs[i] == 0.0f)
+            continue; /* moving it changes nothing / it never moves */
+        const float ix = 1.0f / xs[i];
+        if (xs[i] > 0.0f) {
+            for (int m = k; m + 1 < g->nlev; m++) {
+                const float t = g->mid[m] * ix;
+                if (t > t_hi)
+                    break;
+                ev_t[ne] = t;
+                ev_i[ne++] = (uint8_t)i;
+            }
+        } else {
+            for (int m = k - 1; m >= 0; m--) {
+                const float t = g->mid[m] * ix;
+                if (t > t_hi)
+                    break;
+                ev_t[ne] = t;
+                ev_i[ne++] = (uint8_t)i;
+            }
         }
-        if (h.n == 0)
-            break;
-        int i = heap_pop(&h);
-        int k = lvl[i];
-        int nk = xs[i] > 0.0f ? k + 1 : k - 1;
-        double wi = w[i];
+    }
+    if (sqq > 0.0 && sqx * sqx * *bqq > *bqx * *bqx * sqq) {
+        *bqx = sign * sqx;
+        *bqq = sqq;
+    }
+    if (ne == 0)
+        return;
+    /* counting sort by bucket */
+    uint16_t cnt[SWEEP_MAX_EVENTS + 1];
+    memset(cnt, 0, sizeof(uint16_t) * (size_t)(ne + 1));
+    const float scale = (float)ne / (t_hi - t_lo);
+    for (int e = 0; e < ne; e++) {
+        float b = (ev_t[e] - t_lo) * scale;
+        int bi = b > 0.0f ? (b < (float)(ne - 1) ? (int)b : ne - 1) : 0;
+        ev_b[e] = (uint16_t)bi;
+        cnt[bi + 1]++;
+    }
+    for (int b = 0; b < ne; b++)
+        cnt[b + 1] = (uint16_t)(cnt[b + 1] + cnt[b]);
+    uint16_t *pos = cnt; /* pos[b] = next slot of bucket b */
+    for (int e = 0; e < ne; e++)
+        order[pos[ev_b[e]]++] = ev_i[e];
+    (void)ev_t;
+    for (int e = 0; e < ne; e++) {
+        const int i = order[e];
+        const int k = lvl[i], nk = k + dir[i];
+        const double wi = w[i];
         sqx += wi * xs[i] * (g->lev[nk] - g->lev[k]);
         sqq += wi * ((double)g->lev[nk] * g->lev[nk] - (double)g->lev[k] * g->lev[k]);
         lvl[i] = nk;
-        float t = -1.0f;
-        if (xs[i] > 0.0f && nk + 1 < g->nlev)
-            t = g->mid[nk] / xs[i];
-        else if (xs[i] < 0.0f && nk > 0)
-            t = g->mid[nk - 1] / xs[i];
-        if (t >= 0.0f && t <= t_hi)
-            heap_push(&h, t, i);
+        /* score sqx^2/sqq > best, without a division */
+        if (sqx * sqx * *bqq > *bqx * *bqx * sqq) {
+            *bqx = sign * sqx;
+            *bqq = sqq;
+        }
     }
 }
 
@@ -328,11 +344,61 @@ float qp_ks_affine_fit(int n, const float *x, const float *w, int qmax, int nonp
     return best_s;
 }
 
+/* ------------------------------------------------------ ranking by model */
+
+/* Super-scale candidates are first ranked by a quadratic model of each
+ * sub-block's error around its best real parameters (codes held fixed),
+ * which costs O(sub-blocks) instead of O(elements); only the best few are
+ * evaluated exactly. */
+#define QP_KS_TOP 2
+
+typedef struct {
+    double model[QP_KS_TOP];
+    float d[QP_KS_TOP], dmin[QP_KS_TOP];
+    int n;
+} top_list;
+
+static void top_add(top_list *t, double model, float d, float dmin)
+{
+    for (int i = 0; i < t->n; i++)
+        if (t->d[i] == d && t->dmin[i] == dmin)
+            return; /* f16 rounding makes neighbouring candidates collide */
+    int i = t->n < QP_KS_TOP ? t->n++ : QP_KS_TOP - 1;
+    if (i == QP_KS_TOP - 1 && t->n == QP_KS_TOP && !(model < t->model[i]))
+        return;
+    while (i > 0 && model < t->model[i - 1]) {
+        t->model[i] = t->model[i - 1];
+        t->d[i] = t->d[i - 1];
+        t->dmin[i] = t->dmin[i - 1];
+        i--;
+    }
+    t->model[i] = model;
+    t->d[i] = d;
+    t->dmin[i] = dmin;
+}
+
 /* ------------------------------------------------------ symmetric two-level */
 
-/* Error of the whole super-block for super-scale d (rounded to f16): every
- * sub-block takes the best integer scale among the neighbours of center[j]
- * (or of s[j]/d when center is NULL). */
+/* sum_j H_j (d*l_j - s_j)^2 with the best l_j of the three nearest. */
+static double sym_model(const qp_ks_sym_spec *sp, const float *s, const double *H, float d)
+{
+    double total = 0.0;
+    for (int j = 0; j < sp->nsub; j++) {
+        const int c = qp_ks_nearest_int(s[j] / d);
+        double best = INFINITY;
+        for (int l = c - 1; l <= c + 1; l++) {
+            const int lc = qp_ks_clampi(l, sp->lmin, sp->lmax);
+            const double diff = (double)d * lc - s[j];
+            best = fmin(best, H[j] * diff * diff);
+        }
+        total += best;
+    }
+    return total;
+}
+
+/* Exact error of the whole super-block for super-scale d (rounded to f16):
+ * every sub-block takes the best integer scale among the neighbours of
+ * center[j] (or of s[j]/d when center is NULL). */
 static double sym_eval(const qp_ks_sym_spec *sp, const float *x, const float *w, const float *s,
                        const int *center, float d_in, uint16_t *bits, int *ls, uint8_t *L)
 {
@@ -340,26 +406,21 @@ static double sym_eval(const qp_ks_sym_spec *sp, const float *x, const float *w,
     const float d = qp_f16_to_f32(*bits);
     const int len = sp->sublen;
     double total = 0.0;
+    uint8_t tmp[QP_KS_MAX_SUB];
     for (int j = 0; j < sp->nsub; j++) {
         const float *xj = x + j * len, *wj = w + j * len;
         int c = center ? center[j] : (d != 0.0f ? qp_ks_nearest_int(s[j] / d) : 0);
+        c = qp_ks_clampi(c, sp->lmin, sp->lmax);
         double best = INFINITY;
-        uint8_t tmp[QP_KS_MAX_SUB];
         for (int l = c - 1; l <= c + 1; l++) {
             if (l < sp->lmin || l > sp->lmax)
                 continue;
-            float dl = d * (float)l;
-            double e = qp_ks_sym_requant(len, xj, wj, sp->grid, dl, tmp);
+            double e = qp_ks_sym_requant(len, xj, wj, sp->grid, d * (float)l, tmp);
             if (e < best) {
                 best = e;
                 ls[j] = l;
                 memcpy(L + j * len, tmp, (size_t)len);
             }
-        }
-        if (best == INFINITY) { /* center far outside the range: clamp */
-            int l = qp_ks_clampi(c, sp->lmin, sp->lmax);
-            best = qp_ks_sym_requant(len, xj, wj, sp->grid, d * (float)l, L + j * len);
-            ls[j] = l;
         }
         total += best;
     }
@@ -372,47 +433,58 @@ double qp_ks_sym_superblock(const qp_ks_sym_spec *sp, const float *x, const floa
     enum { MAXS = 16 };
     const int nsub = sp->nsub, len = sp->sublen, n = nsub * len;
     float s[MAXS];
+    double H[MAXS];
     float smax = 0.0f;
     for (int j = 0; j < nsub; j++) {
-        s[j] = qp_ks_sym_scale(len, x + j * len, w + j * len, sp->grid, L + j * len);
+        const float *xj = x + j * len, *wj = w + j * len;
+        uint8_t *Lj = L + j * len;
+        s[j] = qp_ks_sym_scale_window(len, xj, wj, sp->grid, sp->r_lo, sp->r_hi, Lj);
+        H[j] = 0.0;
+        for (int i = 0; i < len; i++)
+            H[j] += (double)wj[i] * sp->grid->lev[Lj[i]] * sp->grid->lev[Lj[i]];
         if (fabsf(s[j]) > fabsf(smax))
             smax = s[j];
     }
+    *d_bits = 0;
     if (smax == 0.0f || !isfinite(smax)) {
-        *d_bits = 0;
         for (int j = 0; j < nsub; j++)
             ls[j] = 0;
         return qp_ks_sym_requant(n, x, w, sp->grid, 0.0f, L);
     }
+    /* The largest sub-block scale lands on either end of the integer range,
+     * the divisor swept a few percent either side (the top sub-block then
+     * clips slightly, or the others get finer steps). */
+    top_list top = {.n = 0};
+    const int ends[2] = {sp->lmin, sp->lmax};
+    for (int side = 0; side < 2; side++)
+        for (int k = -8; k <= 8; k++) {
+            const float d = qp_ks_f16_round(smax / ((float)ends[side] * (1.0f + (float)k / 64.0f)));
+            if (d != 0.0f)
+                top_add(&top, sym_model(sp, s, H, d), d, 0.0f);
+        }
     double best = INFINITY;
     int tls[MAXS];
     uint8_t tL[MAXS * QP_KS_MAX_SUB];
     uint16_t tbits;
-    /* The largest sub-block scale lands on either end of the integer range,
-     * with the divisor swept a few percent either side (the top sub-block
-     * then clips slightly, or the others get finer steps). */
-    const int ends[2] = {sp->lmin, sp->lmax};
-    for (int side = 0; side < 2; side++) {
-        for (int k = -6; k <= 6; k++) {
-            float den = (float)ends[side] * (1.0f + (float)k / 64.0f);
-            double e = sym_eval(sp, x, w, s, NULL, smax / den, &tbits, tls, tL);
-            if (e < best) {
-                best = e;
-                *d_bits = tbits;
-                memcpy(ls, tls, sizeof(int) * (size_t)nsub);
-                memcpy(L, tL, (size_t)n);
-            }
+    for (int c = 0; c < top.n; c++) {
+        double e = sym_eval(sp, x, w, s, NULL, top.d[c], &tbits, tls, tL);
+        if (e < best) {
+            best = e;
+            *d_bits = tbits;
+            memcpy(ls, tls, sizeof(int) * (size_t)nsub);
+            memcpy(L, tL, (size_t)n);
         }
     }
-    /* Least-squares refit of d for the chosen integers, then re-pick the
-     * integers around the current ones. */
-    for (int it = 0; it < 4; it++) {
+    /* Least-squares refit of d for the chosen integers and codes, then the
+     * integers re-picked around the current ones, while the error drops. */
+    for (int it = 0; it < 3; it++) {
         double num = 0.0, den = 0.0;
         for (int j = 0; j < nsub; j++)
             for (int i = 0; i < len; i++) {
-                double a = (double)ls[j] * sp->grid->lev[L[j * len + i]];
-                num += (double)w[j * len + i] * a * x[j * len + i];
-                den += (double)w[j * len + i] * a * a;
+                const int k = j * len + i;
+                const double a = (double)ls[j] * sp->grid->lev[L[k]];
+                num += (double)w[k] * a * x[k];
+                den += (double)w[k] * a * a;
             }
         if (!(den > 0.0))
             break;
@@ -428,6 +500,37 @@ double qp_ks_sym_superblock(const qp_ks_sym_spec *sp, const float *x, const floa
 }
 
 /* ------------------------------------------------------ affine two-level */
+
+typedef struct {
+    double A, B, C; /* sum w q^2, sum w q, sum w over the sub-block */
+} moments;
+
+/* Model error of sub-block parameters (a, b) against the fit (s, m):
+ * y changes by (a - s) q - (b - m). */
+static inline double affine_q(const moments *mo, double da, double db)
+{
+    return mo->A * da * da - 2.0 * mo->B * da * db + mo->C * db * db;
+}
+
+static double affine_model(const qp_ks_affine_spec *sp, const float *s, const float *mn,
+                           const moments *mo, float d, float dmin)
+{
+    double total = 0.0;
+    for (int j = 0; j < sp->nsub; j++) {
+        const int c1 = d != 0.0f ? qp_ks_nearest_int(s[j] / d) : 0;
+        const int c2 = dmin != 0.0f ? qp_ks_nearest_int(mn[j] / dmin) : 0;
+        double best = INFINITY;
+        for (int a = c1 - 1; a <= c1 + 1; a++) {
+            const double da = (double)d * qp_ks_clampi(a, 0, sp->scmax) - s[j];
+            for (int b = c2 - 1; b <= c2 + 1; b++) {
+                const double db = (double)dmin * qp_ks_clampi(b, 0, sp->mmax) - mn[j];
+                best = fmin(best, affine_q(&mo[j], da, db));
+            }
+        }
+        total += best;
+    }
+    return total;
+}
 
 static double affine_eval(const qp_ks_affine_spec *sp, const float *x, const float *w,
                           const float *s, const float *mn, const int *csc, const int *cm,
@@ -476,51 +579,66 @@ double qp_ks_affine_superblock(const qp_ks_affine_spec *sp, const float *x, cons
     enum { MAXS = 16 };
     const int nsub = sp->nsub, len = sp->sublen, n = nsub * len;
     float s[MAXS], mn[MAXS];
+    moments mo[MAXS];
     float smax = 0.0f, mmax = 0.0f;
     for (int j = 0; j < nsub; j++) {
+        const float *xj = x + j * len, *wj = w + j * len;
+        uint8_t *Lj = L + j * len;
         float off;
-        s[j] = qp_ks_affine_fit(len, x + j * len, w + j * len, sp->qmax, 1, &off, L + j * len);
+        s[j] = qp_ks_affine_fit(len, xj, wj, sp->qmax, 1, &off, Lj);
         mn[j] = -off;
+        mo[j].A = mo[j].B = mo[j].C = 0.0;
+        for (int i = 0; i < len; i++) {
+            mo[j].A += (double)wj[i] * Lj[i] * Lj[i];
+            mo[j].B += (double)wj[i] * Lj[i];
+            mo[j].C += wj[i];
+        }
         smax = s[j] > smax ? s[j] : smax;
         mmax = mn[j] > mmax ? mn[j] : mmax;
     }
     if (!isfinite(smax) || !isfinite(mmax))
         smax = mmax = 0.0f;
+    /* Divisors around the full integer range for both super-scales. */
+    top_list top = {.n = 0};
+    for (int a = -4; a <= 4; a++) {
+        const float d = qp_ks_f16_round(smax / ((float)sp->scmax * (1.0f + 0.02f * (float)a)));
+        for (int b = -4; b <= 4; b++) {
+            const float dm = qp_ks_f16_round(mmax / ((float)sp->mmax * (1.0f + 0.02f * (float)b)));
+            top_add(&top, affine_model(sp, s, mn, mo, d, dm), d, dm);
+        }
+    }
     double best = INFINITY;
     int tsc[MAXS], tm[MAXS];
     uint8_t tL[MAXS * QP_KS_MAX_SUB];
     uint16_t tdb, tmb;
-    /* Divisors around the full integer range for both super-scales. */
-    for (int a = -2; a <= 2; a++) {
-        float d = smax / ((float)sp->scmax * (1.0f + 0.03f * (float)a));
-        for (int b = -2; b <= 2; b++) {
-            float dm = mmax / ((float)sp->mmax * (1.0f + 0.03f * (float)b));
-            double e = affine_eval(sp, x, w, s, mn, NULL, NULL, d, dm, &tdb, &tmb, tsc, tm, tL);
-            if (e < best) {
-                best = e;
-                *d_bits = tdb;
-                *dmin_bits = tmb;
-                memcpy(sc, tsc, sizeof(int) * (size_t)nsub);
-                memcpy(m, tm, sizeof(int) * (size_t)nsub);
-                memcpy(L, tL, (size_t)n);
-            }
+    for (int c = 0; c < top.n; c++) {
+        double e = affine_eval(sp, x, w, s, mn, NULL, NULL, top.d[c], top.dmin[c], &tdb, &tmb,
+                               tsc, tm, tL);
+        if (e < best) {
+            best = e;
+            *d_bits = tdb;
+            *dmin_bits = tmb;
+            memcpy(sc, tsc, sizeof(int) * (size_t)nsub);
+            memcpy(m, tm, sizeof(int) * (size_t)nsub);
+            memcpy(L, tL, (size_t)n);
         }
     }
-    /* Joint least squares of (d, dmin) for the chosen integers:
-     * y = d * A - dmin * B with A = sc_j q_i, B = m_j. */
-    for (int it = 0; it < 4; it++) {
+    /* Joint least squares of (d, dmin) for the chosen integers and codes:
+     * y = d * A - dmin * B with A = sc_j q_i, B = m_j; then the integers
+     * re-picked around the current ones, while the error drops. */
+    for (int it = 0; it < 3; it++) {
         double aa = 0, ab = 0, bb = 0, ax = 0, bx = 0;
         for (int j = 0; j < nsub; j++)
             for (int i = 0; i < len; i++) {
                 const int k = j * len + i;
-                double wi = w[k], A = (double)sc[j] * L[k], B = -(double)m[j];
+                const double wi = w[k], A = (double)sc[j] * L[k], B = -(double)m[j];
                 aa += wi * A * A;
                 ab += wi * A * B;
                 bb += wi * B * B;
                 ax += wi * A * x[k];
                 bx += wi * B * x[k];
             }
-        double D = aa * bb - ab * ab;
+        const double D = aa * bb - ab * ab;
         double d, dm;
         if (D > 1e-12 * aa * bb && bb > 0.0) {
             d = (ax * bb - bx * ab) / D;

@@ -132,6 +132,7 @@ typedef struct {
     int nsub, sublen;
     const qp_ks_grid *grid;
     int lmin, lmax;
+    float r_lo, r_hi; /* window of the sub-block scale sweep (qp_ks_sym_scale_window) */
 } qp_ks_sym_spec;
 
 /* x, w: nsub * sublen. Writes *d_bits (f16), ls[nsub], L[nsub*sublen];

@@ -14,7 +14,8 @@ static void quantize_row_q6_k(const float *src, void *dst, int64_t n, const floa
 {
     qp_ks_grid g;
     qp_ks_grid_uniform(&g, -32, 31); /* level k is code q = k */
-    const qp_ks_sym_spec spec = {.nsub = 16, .sublen = 16, .grid = &g, .lmin = -128, .lmax = 127};
+    const qp_ks_sym_spec spec = {.nsub = 16, .sublen = 16, .grid = &g, .lmin = -128, .lmax = 127,
+                                .r_lo = QP_KS_RLO, .r_hi = QP_KS_RHI};
     qp_block_q6_k *b = dst;
     float w[QP_QK_K];
     uint8_t L[QP_QK_K];

@@ -1,0 +1,173 @@
+/* quant_opts.c - shared options and run loop of `convert` and `quantize`. */
+#include "cli/quant_opts.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "common/qp_ggml_types.h"
+#include "common/qp_threads.h"
+#include "quant/recipe.h"
+
+const char *cli_quant_options_help(void)
+{
+    return "  -o, --output FILE        output file (written as FILE.tmp, renamed when complete)\n"
+           "  --type TYPE              f32, f16, bf16 or a preset: Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M\n"
+           "                           Q5_K_S Q5_K_M Q6_K Q8_0 IQ4_XS IQ4_NL Q4_0 Q4_1 Q5_0 Q5_1\n"
+           "  --imatrix FILE           importance matrix (llama.cpp GGUF or legacy .dat format)\n"
+           "  --tensor-type RE=TYPE    tensors whose name matches RE get TYPE (repeatable, first match wins)\n"
+           "  --output-tensor-type T   type of output.weight\n"
+           "  --token-embedding-type T type of token_embd.weight\n"
+           "  --pure                   one type for every matrix (no preset mix)\n"
+           "  --dry-run                print each tensor's type, the size and bits per weight; write nothing\n"
+           "  -t, --threads N          worker threads (default: all CPUs); output is identical for any N\n"
+           "  --force                  overwrite OUT if it exists\n"
+           "  -q, --quiet              no progress display\n"
+           "  -h, --help               this text\n";
+}
+
+void cli_quant_opts_init(cli_quant_opts *o, const char *default_type)
+{
+    memset(o, 0, sizeof *o);
+    o->type = default_type;
+}
+
+int cli_quant_opts_parse(cli_quant_opts *o, const char *cmd, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    const char *next = *i + 1 < argc ? argv[*i + 1] : NULL;
+    const char **slot = NULL;
+    if (!strcmp(a, "-o") || !strcmp(a, "--output"))
+        slot = &o->out;
+    else if (!strcmp(a, "--type"))
+        slot = &o->type;
+    else if (!strcmp(a, "--imatrix"))
+        slot = &o->imatrix;
+    else if (!strcmp(a, "--output-tensor-type"))
+        slot = &o->out_type;
+    else if (!strcmp(a, "--token-embedding-type"))
+        slot = &o->embd_type;
+    if (slot) {
+        if (!next)
+            return -cli_usage_error(cmd, "%s needs a value", a);
+        *slot = next;
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(a, "--tensor-type")) {
+        const char *eq = next ? strrchr(next, '=') : NULL;
+        int t = eq ? qp_ggml_type_from_name(eq + 1) : -1;
+        if (!next || !eq || t < 0 || eq == next || (size_t)(eq - next) >= sizeof o->ov_buf[0])
+            return -cli_usage_error(cmd, "--tensor-type needs REGEX=TYPE with a known type");
+        if (o->n_ov == CLI_MAX_OVERRIDES)
+            return -cli_usage_error(cmd, "at most %d --tensor-type overrides", CLI_MAX_OVERRIDES);
+        memcpy(o->ov_buf[o->n_ov], next, (size_t)(eq - next));
+        o->ov_buf[o->n_ov][eq - next] = '\0';
+        o->ov_patterns[o->n_ov] = o->ov_buf[o->n_ov];
+        o->ov_types[o->n_ov++] = (uint32_t)t;
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+        if (!next || !cli_parse_int(next, 1, 1024, &o->threads))
+            return -cli_usage_error(cmd, "%s needs a thread count from 1 to 1024", a);
+        (*i)++;
+        return 1;
+    }
+    int *flag = !strcmp(a, "--force") ? &o->force
+                : !strcmp(a, "--pure") ? &o->pure
+                : !strcmp(a, "--dry-run") ? &o->dry_run
+                : (!strcmp(a, "-q") || !strcmp(a, "--quiet")) ? &o->quiet : NULL;
+    if (flag) {
+        *flag = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int cli_quant_opts_finish(cli_quant_opts *o, const char *cmd, qp_job_options *jo)
+{
+    memset(jo, 0, sizeof *jo);
+    if (!o->out && !o->dry_run)
+        return cli_usage_error(cmd, "missing the output file");
+    if (!qp_preset_find(o->type))
+        return cli_usage_error(cmd, "unknown type or preset '%s'", o->type);
+    jo->preset = o->type;
+    jo->pure = o->pure;
+    jo->output_type = -1;
+    jo->token_embd_type = -1;
+    if (o->out_type && (jo->output_type = qp_ggml_type_from_name(o->out_type)) < 0)
+        return cli_usage_error(cmd, "unknown type '%s'", o->out_type);
+    if (o->embd_type && (jo->token_embd_type = qp_ggml_type_from_name(o->embd_type)) < 0)
+        return cli_usage_error(cmd, "unknown type '%s'", o->embd_type);
+    jo->n_overrides = o->n_ov;
+    jo->override_patterns = o->ov_patterns;
+    jo->override_types = o->ov_types;
+    jo->imatrix_path = o->imatrix;
+    struct stat sb;
+    if (!o->dry_run && !o->force && stat(o->out, &sb) == 0) {
+        fprintf(stderr, "qpack: %s: output exists (use --force to overwrite)\n", o->out);
+        return CLI_EXIT_BAD_INPUT;
+    }
+    return 0;
+}
+
+static void print_dry_run(const qp_job *job)
+{
+    const qp_plan *plan = qp_job_plan(job);
+    uint64_t total = 0, weights = 0;
+    printf("%-36s %-20s %-7s %12s\n", "tensor", "shape", "type", "bytes");
+    for (int64_t i = 0; i < qp_plan_count(plan); i++) {
+        const qp_plan_tensor *t = qp_plan_at(plan, i);
+        char shape[64];
+        if (t->n_dims == 1)
+            snprintf(shape, sizeof shape, "[%lld]", (long long)t->ne[0]);
+        else if (t->n_dims == 2)
+            snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)t->ne[0], (long long)t->ne[1]);
+        else
+            snprintf(shape, sizeof shape, "[%lld, %lld, %lld]", (long long)t->ne[0], (long long)t->ne[1],
+                     (long long)t->ne[2]);
+        uint64_t b = qp_job_tensor_bytes(job, i);
+        total += b;
+        weights += (uint64_t)t->row_len * (uint64_t)t->n_rows;
+        int fb = qp_job_fallback(job, i);
+        printf("%-36s %-20s %-7s %12llu%s%s\n", t->name, shape, qp_ggml_type_name(qp_job_type(job, i)),
+               (unsigned long long)b, fb >= 0 ? "  fallback from " : "", fb >= 0 ? qp_ggml_type_name((uint32_t)fb) : "");
+    }
+    printf("total: %llu tensor bytes, %.2f MB, %.3f bits per weight\n", (unsigned long long)total, total / 1e6,
+           weights ? 8.0 * (double)total / (double)weights : 0.0);
+}
+
+int cli_quant_run(const cli_quant_opts *o, qp_job *job)
+{
+    if (o->dry_run) {
+        print_dry_run(job);
+        return CLI_EXIT_OK;
+    }
+    const qp_plan *plan = qp_job_plan(job);
+    for (int64_t i = 0; i < qp_plan_count(plan); i++) {
+        int fb = qp_job_fallback(job, i);
+        if (fb >= 0)
+            fprintf(stderr, "qpack: note: %s: row length %lld is not a multiple of %s's block, using %s\n",
+                    qp_plan_at(plan, i)->name, (long long)qp_plan_at(plan, i)->row_len,
+                    qp_ggml_type_name((uint32_t)fb), qp_ggml_type_name(qp_job_type(job, i)));
+    }
+    cli_progress *bar = cli_progress_new(o->out, "B", o->quiet);
+    qp_convert_options opt;
+    qp_job_convert_options(job, &opt);
+    opt.out_path = o->out;
+    opt.n_threads = o->threads > 0 ? (int)o->threads : qp_cpu_count();
+    opt.progress = cli_progress_hook(bar);
+    qp_convert_stats st;
+    memset(&st, 0, sizeof st);
+    qp_err err;
+    qp_err_clear(&err);
+    qp_status s = qp_convert_plan(plan, qp_job_dir(job), &opt, &st, &err);
+    cli_progress_free(bar);
+    if (s != QP_OK)
+        return cli_fail(&err);
+    printf("wrote %s: %lld tensors, %.2f MB (%.2f MB read in %.2f s, %.1f MB/s)\n", o->out, (long long)st.n_tensors,
+           st.bytes_out / 1e6, st.bytes_in / 1e6, st.seconds, st.seconds > 0 ? st.bytes_in / 1e6 / st.seconds : 0.0);
+    return CLI_EXIT_OK;
+}
