@@ -22,6 +22,12 @@ const char *cli_quant_options_help(void)
            "  --pure                   one type for every matrix (no preset mix)\n"
            "  --dry-run                print each tensor's type, the size and bits per weight; write nothing\n"
            "  -t, --threads N          worker threads (default: all CPUs); output is identical for any N\n"
+           "  --split-max-size SIZE    split the output (llama.cpp gguf-split naming STEM-00001-of-0000K.gguf)\n"
+           "                           so no file holds more than SIZE of tensor data (e.g. 48G)\n"
+           "  --split-max-tensors N    ... or more than N tensors\n"
+           "  --shard I/N              write only the split files of shard I (1..N): N processes on N machines\n"
+           "                           produce the same set as one process, byte for byte\n"
+           "  --resume                 keep output files that are complete and verified, redo the rest\n"
            "  --force                  overwrite OUT if it exists\n"
            "  -q, --quiet              no progress display\n"
            "  -h, --help               this text\n";
@@ -69,6 +75,27 @@ int cli_quant_opts_parse(cli_quant_opts *o, const char *cmd, int argc, char **ar
         (*i)++;
         return 1;
     }
+    if (!strcmp(a, "--split-max-size")) {
+        if (!next || !cli_parse_size(next, &o->split_max_bytes) || o->split_max_bytes == 0)
+            return -cli_usage_error(cmd, "--split-max-size needs a size such as 48G");
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(a, "--split-max-tensors")) {
+        if (!next || !cli_parse_int(next, 1, 1LL << 40, &o->split_max_tensors))
+            return -cli_usage_error(cmd, "--split-max-tensors needs a positive count");
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(a, "--shard")) {
+        int si, sn, used = 0;
+        if (!next || sscanf(next, "%d/%d%n", &si, &sn, &used) != 2 || next[used] || sn < 1 || si < 1 || si > sn)
+            return -cli_usage_error(cmd, "--shard needs I/N with 1 <= I <= N");
+        o->shard_index = si;
+        o->shard_count = sn;
+        (*i)++;
+        return 1;
+    }
     if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
         if (!next || !cli_parse_int(next, 1, 1024, &o->threads))
             return -cli_usage_error(cmd, "%s needs a thread count from 1 to 1024", a);
@@ -76,6 +103,7 @@ int cli_quant_opts_parse(cli_quant_opts *o, const char *cmd, int argc, char **ar
         return 1;
     }
     int *flag = !strcmp(a, "--force") ? &o->force
+                : !strcmp(a, "--resume") ? &o->resume
                 : !strcmp(a, "--pure") ? &o->pure
                 : !strcmp(a, "--dry-run") ? &o->dry_run
                 : (!strcmp(a, "-q") || !strcmp(a, "--quiet")) ? &o->quiet : NULL;
@@ -106,7 +134,11 @@ int cli_quant_opts_finish(cli_quant_opts *o, const char *cmd, qp_job_options *jo
     jo->override_types = o->ov_types;
     jo->imatrix_path = o->imatrix;
     struct stat sb;
-    if (!o->dry_run && !o->force && stat(o->out, &sb) == 0) {
+    int split = o->split_max_bytes || o->split_max_tensors;
+    if (o->shard_count && !split)
+        return cli_usage_error(cmd, "--shard needs a split output (--split-max-size or --split-max-tensors)");
+    /* Split sets are checked file by file when written; --resume keeps files. */
+    if (!o->dry_run && !o->force && !o->resume && !split && stat(o->out, &sb) == 0) {
         fprintf(stderr, "qpack: %s: output exists (use --force to overwrite)\n", o->out);
         return CLI_EXIT_BAD_INPUT;
     }
@@ -159,6 +191,11 @@ int cli_quant_run(const cli_quant_opts *o, qp_job *job)
     opt.out_path = o->out;
     opt.n_threads = o->threads > 0 ? (int)o->threads : qp_cpu_count();
     opt.progress = cli_progress_hook(bar);
+    opt.split_max_bytes = o->split_max_bytes;
+    opt.split_max_tensors = o->split_max_tensors;
+    opt.shard_index = o->shard_index;
+    opt.shard_count = o->shard_count;
+    opt.resume = o->resume;
     qp_convert_stats st;
     memset(&st, 0, sizeof st);
     qp_err err;
@@ -167,7 +204,14 @@ int cli_quant_run(const cli_quant_opts *o, qp_job *job)
     cli_progress_free(bar);
     if (s != QP_OK)
         return cli_fail(&err);
-    printf("wrote %s: %lld tensors, %.2f MB (%.2f MB read in %.2f s, %.1f MB/s)\n", o->out, (long long)st.n_tensors,
-           st.bytes_out / 1e6, st.bytes_in / 1e6, st.seconds, st.seconds > 0 ? st.bytes_in / 1e6 / st.seconds : 0.0);
+    if (st.n_files > 1 || st.files_kept)
+        printf("wrote %d of %d files of %s (%d kept from an earlier run): %lld tensors, %.2f MB (%.2f MB read in "
+               "%.2f s, %.1f MB/s)\n",
+               st.files_written, st.n_files, o->out, st.files_kept, (long long)st.n_tensors, st.bytes_out / 1e6,
+               st.bytes_in / 1e6, st.seconds, st.seconds > 0 ? st.bytes_in / 1e6 / st.seconds : 0.0);
+    else
+        printf("wrote %s: %lld tensors, %.2f MB (%.2f MB read in %.2f s, %.1f MB/s)\n", o->out,
+               (long long)st.n_tensors, st.bytes_out / 1e6, st.bytes_in / 1e6, st.seconds,
+               st.seconds > 0 ? st.bytes_in / 1e6 / st.seconds : 0.0);
     return CLI_EXIT_OK;
 }

@@ -18,8 +18,11 @@ typedef struct {
     char ov_buf[CLI_MAX_OVERRIDES][512];
     uint32_t ov_types[CLI_MAX_OVERRIDES];
     int n_ov;
-    int force, quiet, dry_run, pure;
+    int force, quiet, dry_run, pure, resume;
     long long threads;
+    unsigned long long split_max_bytes;
+    long long split_max_tensors;
+    int shard_index, shard_count;
 } cli_quant_opts;
 
 void cli_quant_opts_init(cli_quant_opts *o, const char *default_type);

@@ -11,6 +11,7 @@
 #include "common/qp_half.h"
 #include "common/qp_threads.h"
 #include "convert/meta.h"
+#include "convert/split.h"
 #include "format/gguf.h"
 #include "quant/qtype.h"
 
@@ -149,6 +150,136 @@ static void plan_batches(tensor_job *j, const qp_plan_tensor *t)
     j->n_batches = (t->n_rows + rpb - 1) / rpb;
 }
 
+/* Key/values of split file k: the first file carries all metadata (as
+ * llama.cpp's gguf-split does), every file the split.* keys. */
+static qp_status write_file_meta(qp_gguf_writer *w, const qp_plan *plan, const char *hf_dir,
+                                 const qp_convert_options *opt, int k, int n_files, int64_t n_tensors, qp_err *err)
+{
+    qp_status s = QP_OK;
+    if (k == 0) {
+        qp_meta_options mo = {opt->file_type, opt->recipe};
+        int64_t vocab_rows = 0;
+        for (int64_t i = 0; i < qp_plan_count(plan); i++)
+            if (qp_plan_at(plan, i)->role == QP_ROLE_TOKEN_EMBD)
+                vocab_rows = qp_plan_at(plan, i)->n_rows;
+        if (opt->custom_meta)
+            s = QP_OK; /* extra_meta writes every key */
+        else if (qp_plan_gguf(plan))
+            s = qp_meta_copy_gguf(w, qp_plan_gguf(plan), &mo, err);
+        else if ((s = qp_meta_write_model(w, plan, hf_dir, &mo, err)) == QP_OK)
+            s = qp_meta_write_tokenizer(w, hf_dir, qp_plan_config(plan), vocab_rows, err);
+        if (s == QP_OK && opt->extra_meta)
+            s = opt->extra_meta(opt->extra_meta_ctx, w, err);
+    }
+    if (s == QP_OK && n_files > 1) {
+        if ((s = qp_gguf_set_u16(w, "split.no", (uint16_t)k)) == QP_OK &&
+            (s = qp_gguf_set_u16(w, "split.count", (uint16_t)n_files)) == QP_OK)
+            s = qp_gguf_set_i32(w, "split.tensors.count", (int32_t)n_tensors);
+        if (s != QP_OK && err && err->status == QP_OK)
+            qp_err_set(err, s, NULL, "could not add split keys");
+    }
+    return s;
+}
+
+/* --resume: a final-named file is kept when it is structurally valid, its
+ * checksums match, and it holds exactly the tensors (names and types) this
+ * run would write into it. */
+static int file_is_complete(const char *path, const qp_plan *plan, const uint32_t *types, const int *file_of, int k)
+{
+    qp_gguf *g = NULL;
+    qp_err e;
+    if (qp_gguf_open(path, &g, &e) != QP_OK)
+        return 0;
+    int ok = qp_gguf_verify_checksums(g, &e) == QP_OK;
+    int64_t j = 0;
+    for (int64_t i = 0; ok && i < qp_plan_count(plan); i++) {
+        if (file_of[i] != k)
+            continue;
+        const qp_gguf_tensor *t = qp_gguf_tensor_at(g, j++);
+        const char *name = qp_plan_at(plan, i)->name;
+        ok = t && t->type == types[i] && t->name.len == strlen(name) && memcmp(t->name.ptr, name, t->name.len) == 0;
+    }
+    ok = ok && j == qp_gguf_tensor_count(g);
+    qp_gguf_close(g);
+    return ok;
+}
+
+static qp_status write_file(const qp_plan *plan, const char *hf_dir, const qp_convert_options *opt,
+                            const uint32_t *types, const int *file_of, int k, int n_files, const char *path,
+                            tensor_job *j, qp_err *err)
+{
+    int64_t n = qp_plan_count(plan);
+    int64_t *gidx = calloc((size_t)(n ? n : 1), sizeof *gidx);
+    qp_gguf_writer *w = qp_gguf_writer_new(path);
+    qp_status s = QP_OK;
+    if (!gidx || !w) {
+        s = qp_err_set(err, QP_ERR_NOMEM, path, "out of memory");
+        goto out;
+    }
+    if ((s = write_file_meta(w, plan, hf_dir, opt, k, n_files, n, err)) != QP_OK)
+        goto out;
+    for (int64_t i = 0; i < n; i++) {
+        if (file_of[i] != k)
+            continue;
+        const qp_plan_tensor *t = qp_plan_at(plan, i);
+        gidx[i] = qp_gguf_add_tensor(w, t->name, t->n_dims, t->ne, types[i], err);
+        if (gidx[i] < 0) {
+            s = err && err->status != QP_OK ? err->status
+                                            : qp_err_set(err, QP_ERR_INTERNAL, path, "could not add tensor %s", t->name);
+            goto out;
+        }
+    }
+    if ((s = qp_gguf_writer_begin(w, err)) != QP_OK)
+        goto out;
+    for (int64_t i = 0; i < n && s == QP_OK; i++) {
+        if (file_of[i] != k)
+            continue;
+        const qp_plan_tensor *t = qp_plan_at(plan, i);
+        j->plan = plan;
+        j->opt = opt;
+        j->w = w;
+        j->plan_idx = i;
+        j->gguf_idx = gidx[i];
+        j->type = types[i];
+        j->raw_copy = types[i] == t->source_dtype;
+        j->src_row_bytes = t->source_bytes / (uint64_t)t->n_rows;
+        j->out_row_bytes = qp_qtype_row_bytes(types[i], t->row_len);
+        atomic_store(&j->failed, 0);
+        atomic_flag_clear(&j->err_taken);
+        plan_batches(j, t);
+        qp_parallel_for(opt->n_threads > 0 ? opt->n_threads : 1, j->n_batches, run_batches, j);
+        if (atomic_load(&j->failed)) {
+            if (err)
+                *err = j->first_err;
+            qp_err_set_tensor(err, t->name);
+            s = j->first_err.status;
+        }
+        qp_plan_release(plan, i);
+    }
+    if (s == QP_OK && qp_cancelled(&opt->progress))
+        s = qp_err_set(err, QP_ERR_INTERRUPTED, path, "interrupted");
+    if (s == QP_OK)
+        s = qp_gguf_writer_finish(w, err);
+out:
+    if (s != QP_OK)
+        qp_gguf_writer_abort(w);
+    qp_gguf_writer_free(w);
+    free(gidx);
+    return s;
+}
+
+static uint64_t file_size_of(const char *path)
+{
+    uint64_t n = 0;
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        if (fseeko(f, 0, SEEK_END) == 0)
+            n = (uint64_t)ftello(f);
+        fclose(f);
+    }
+    return n;
+}
+
 qp_status qp_convert_plan(const qp_plan *plan, const char *hf_dir, const qp_convert_options *opt,
                           qp_convert_stats *stats, qp_err *err)
 {
@@ -156,33 +287,13 @@ qp_status qp_convert_plan(const qp_plan *plan, const char *hf_dir, const qp_conv
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int64_t n = qp_plan_count(plan);
     uint32_t *types = calloc((size_t)(n ? n : 1), sizeof *types);
-    int64_t *gidx = calloc((size_t)(n ? n : 1), sizeof *gidx);
-    qp_gguf_writer *w = qp_gguf_writer_new(opt->out_path);
+    uint64_t *out_bytes = calloc((size_t)(n ? n : 1), sizeof *out_bytes);
+    qp_split_plan sp = {0, NULL};
     qp_status s = QP_OK;
-    if (!types || !gidx || !w) {
+    if (!types || !out_bytes) {
         s = qp_err_set(err, QP_ERR_NOMEM, opt->out_path, "out of memory");
         goto out;
     }
-    qp_meta_options mo = {opt->file_type, opt->recipe};
-    if (qp_plan_gguf(plan)) {
-        if ((s = qp_meta_copy_gguf(w, qp_plan_gguf(plan), &mo, err)) != QP_OK)
-            goto out;
-    } else if ((s = qp_meta_write_model(w, plan, hf_dir, &mo, err)) != QP_OK) {
-        goto out;
-    }
-    int64_t vocab_rows = 0;
-    uint64_t bytes_total = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const qp_plan_tensor *t = qp_plan_at(plan, i);
-        if (t->role == QP_ROLE_TOKEN_EMBD)
-            vocab_rows = t->n_rows;
-        bytes_total += t->source_bytes;
-    }
-    if (!qp_plan_gguf(plan) &&
-        (s = qp_meta_write_tokenizer(w, hf_dir, qp_plan_config(plan), vocab_rows, err)) != QP_OK)
-        goto out;
-    if (opt->extra_meta && (s = opt->extra_meta(opt->extra_meta_ctx, w, err)) != QP_OK)
-        goto out;
     for (int64_t i = 0; i < n; i++) {
         const qp_plan_tensor *t = qp_plan_at(plan, i);
         types[i] = qp_convert_type_of(opt, plan, i);
@@ -193,66 +304,73 @@ qp_status qp_convert_plan(const qp_plan *plan, const char *hf_dir, const qp_conv
             qp_err_set_tensor(err, t->name);
             goto out;
         }
-        gidx[i] = qp_gguf_add_tensor(w, t->name, t->n_dims, t->ne, types[i], err);
-        if (gidx[i] < 0) {
-            s = err ? err->status : QP_ERR_INTERNAL;
-            if (s == QP_OK)
-                s = qp_err_set(err, QP_ERR_INTERNAL, opt->out_path, "could not add tensor %s", t->name);
-            goto out;
-        }
+        out_bytes[i] = qp_qtype_row_bytes(types[i], t->row_len) * (uint64_t)t->n_rows;
     }
-    if ((s = qp_gguf_writer_begin(w, err)) != QP_OK)
+    int split = opt->split_max_bytes > 0 || opt->split_max_tensors > 0;
+    if ((s = qp_split_plan_make(out_bytes, n, opt->split_max_bytes, opt->split_max_tensors, &sp, err)) != QP_OK)
         goto out;
+    if (opt->shard_count > 0 && (opt->shard_index < 1 || opt->shard_index > opt->shard_count)) {
+        s = qp_err_set(err, QP_ERR_USAGE, NULL, "shard %d/%d is out of range", opt->shard_index, opt->shard_count);
+        goto out;
+    }
     tensor_job j;
     memset(&j, 0, sizeof j);
     atomic_init(&j.bytes_done, 0);
-    j.bytes_total = bytes_total;
-    for (int64_t i = 0; i < n && s == QP_OK; i++) {
-        const qp_plan_tensor *t = qp_plan_at(plan, i);
-        j.plan = plan;
-        j.opt = opt;
-        j.w = w;
-        j.plan_idx = i;
-        j.gguf_idx = gidx[i];
-        j.type = types[i];
-        j.raw_copy = types[i] == t->source_dtype;
-        j.src_row_bytes = t->source_bytes / (uint64_t)t->n_rows;
-        j.out_row_bytes = qp_qtype_row_bytes(types[i], t->row_len);
-        atomic_store(&j.failed, 0);
-        atomic_flag_clear(&j.err_taken);
-        plan_batches(&j, t);
-        qp_parallel_for(opt->n_threads > 0 ? opt->n_threads : 1, j.n_batches, run_batches, &j);
-        if (atomic_load(&j.failed)) {
-            if (err)
-                *err = j.first_err;
-            qp_err_set_tensor(err, t->name);
-            s = j.first_err.status;
-        }
-        qp_plan_release(plan, i);
+    int64_t n_written = 0;
+    uint64_t bytes_out = 0;
+    char path[4096];
+    /* Decide first which files this process writes, so progress has a total. */
+    char *todo = calloc((size_t)sp.n_files, 1);
+    if (!todo) {
+        s = qp_err_set(err, QP_ERR_NOMEM, opt->out_path, "out of memory");
+        goto out;
     }
-    if (s == QP_OK && qp_cancelled(&opt->progress))
-        s = qp_err_set(err, QP_ERR_INTERRUPTED, opt->out_path, "interrupted");
-    if (s == QP_OK)
-        s = qp_gguf_writer_finish(w, err);
+    for (int k = 0; k < sp.n_files; k++) {
+        if (!qp_split_is_mine(k, opt->shard_index, opt->shard_count))
+            continue;
+        if (split)
+            qp_split_path(opt->out_path, k, sp.n_files, path, sizeof path);
+        else
+            snprintf(path, sizeof path, "%s", opt->out_path);
+        if (opt->resume && file_is_complete(path, plan, types, sp.file_of, k)) {
+            if (stats)
+                stats->files_kept++;
+            continue;
+        }
+        todo[k] = 1;
+        for (int64_t i = 0; i < n; i++)
+            if (sp.file_of[i] == k)
+                j.bytes_total += qp_plan_at(plan, i)->source_bytes;
+    }
+    for (int k = 0; k < sp.n_files && s == QP_OK; k++) {
+        if (!todo[k])
+            continue;
+        if (split)
+            qp_split_path(opt->out_path, k, sp.n_files, path, sizeof path);
+        else
+            snprintf(path, sizeof path, "%s", opt->out_path);
+        s = write_file(plan, hf_dir, opt, types, sp.file_of, k, sp.n_files, path, &j, err);
+        if (s == QP_OK) {
+            bytes_out += file_size_of(path);
+            if (stats)
+                stats->files_written++;
+            for (int64_t i = 0; i < n; i++)
+                n_written += sp.file_of[i] == k;
+        }
+    }
+    free(todo);
     if (s == QP_OK && stats) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        stats->n_tensors = n;
-        stats->bytes_in = bytes_total;
+        stats->n_tensors = n_written;
+        stats->n_files = sp.n_files;
+        stats->bytes_in = j.bytes_total;
+        stats->bytes_out = bytes_out;
         stats->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
-        stats->bytes_out = 0;
-        FILE *f = fopen(opt->out_path, "rb");
-        if (f) {
-            if (fseeko(f, 0, SEEK_END) == 0)
-                stats->bytes_out = (uint64_t)ftello(f);
-            fclose(f);
-        }
     }
 out:
-    if (s != QP_OK)
-        qp_gguf_writer_abort(w);
-    qp_gguf_writer_free(w);
+    qp_split_plan_free(&sp);
     free(types);
-    free(gidx);
+    free(out_bytes);
     return s;
 }
 

@@ -32,15 +32,30 @@ typedef struct {
     void *importance_ctx;
     int n_threads;                 /* <= 0: 1 */
     qp_progress progress;          /* unit: bytes of source read */
+    /* Split output in llama.cpp's gguf-split conventions (0: no limit; with
+     * neither limit set, one file at out_path). Files are named
+     * STEM-00001-of-0000K.gguf after out_path. */
+    uint64_t split_max_bytes;
+    int64_t split_max_tensors;
+    /* Distributed runs: write only the files of shard shard_index (1-based)
+     * of shard_count (0: all files). */
+    int shard_index, shard_count;
+    /* Keep final-named files that are complete and verified; redo the rest. */
+    int resume;
     /* Extra key/values added after the model and tokenizer keys. */
     qp_status (*extra_meta)(void *ctx, void *gguf_writer, qp_err *err);
     void *extra_meta_ctx;
+    /* Files that are not a llama.cpp text model (convert/omni's mmproj and
+     * talker files): no <arch>.* or tokenizer keys; extra_meta writes all. */
+    int custom_meta;
 } qp_convert_options;
 
 typedef struct {
-    int64_t n_tensors;
+    int64_t n_tensors;      /* tensors written by this process */
+    int n_files;            /* files in the whole set */
+    int files_written, files_kept; /* by this process; kept = --resume found them complete */
     uint64_t bytes_in;      /* source bytes read */
-    uint64_t bytes_out;     /* size of the written file */
+    uint64_t bytes_out;     /* size of the files written */
     double seconds;
 } qp_convert_stats;
 

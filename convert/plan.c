@@ -26,6 +26,8 @@ typedef struct {
     int64_t rows_per_piece;
     int64_t n_pieces;
     piece *pieces;
+    qp_plan_gen_fn gen;             /* computed rows (no source), else NULL */
+    const void *gen_ctx;
 } plan_entry;
 
 struct qp_plan {
@@ -33,6 +35,7 @@ struct qp_plan {
     const qp_st_model *st;
     const qp_hf_config *cfg;
     int64_t n;
+    int64_t cap;                /* entries allocated in e (custom plans) */
     plan_entry *e;
     int64_t fp8_block[2];
 };
@@ -456,12 +459,12 @@ static qp_status duplicate(build_ctx *b, const qp_st_tensor *t)
     return QP_ERR_BAD_INPUT;
 }
 
-static qp_status place_source(build_ctx *b, const qp_st_tensor *t, layer_sources *layers, const qp_st_tensor **top,
-                              const qp_st_tensor **top_scale)
+static qp_status place_source(build_ctx *b, const qp_st_tensor *t, const char *name, layer_sources *layers,
+                              const qp_st_tensor **top, const qp_st_tensor **top_scale)
 {
     const qp_hf_config *c = b->p->cfg;
     parsed_name pn;
-    if (!parse_hf_name(t->name, &pn)) {
+    if (!parse_hf_name(name, &pn)) {
         qp_err_set(b->err, QP_ERR_UNSUPPORTED, b->path, "unrecognised tensor name for %s (nothing is dropped "
                    "silently: tell us what it is)", c->architecture_name);
         qp_err_set_tensor(b->err, t->name);
@@ -536,11 +539,32 @@ not_moe:
     return QP_ERR_BAD_INPUT;
 }
 
+/* The HF name as parse_hf_name sees it: without the options' prefix. NULL
+ * when the tensor belongs to another component the caller maps itself. */
+static const char *text_model_name(const qp_plan_options *o, const char *name)
+{
+    const char *pre = o && o->hf_prefix ? o->hf_prefix : "";
+    size_t n = strlen(pre);
+    if (strncmp(name, pre, n) != 0)
+        return o && o->skip_other_components ? NULL : name;
+    const char *rest = name + n;
+    if (o && o->skip_other_components && strncmp(rest, "model.", 6) != 0 && strncmp(rest, "lm_head.", 8) != 0)
+        return NULL;
+    return rest;
+}
+
 qp_status qp_plan_build(const qp_st_model *st, const qp_hf_config *cfg, qp_plan **out, qp_err *err)
+{
+    return qp_plan_build_ex(NULL, st, cfg, out, err);
+}
+
+qp_status qp_plan_build_ex(const qp_plan_options *opt, const qp_st_model *st, const qp_hf_config *cfg, qp_plan **out,
+                           qp_err *err)
 {
     *out = NULL;
     const char *path = qp_st_file_count(st) ? qp_st_file_path(st, 0) : "checkpoint";
-    if (cfg->arch != QP_ARCH_QWEN3 && cfg->arch != QP_ARCH_QWEN3_MOE)
+    /* Qwen3-Omni's thinker text model is a Qwen3-MoE (llama.cpp: qwen3vlmoe). */
+    if (cfg->arch != QP_ARCH_QWEN3 && cfg->arch != QP_ARCH_QWEN3_MOE && cfg->arch != QP_ARCH_QWEN3_OMNI)
         return qp_err_set(err, QP_ERR_UNSUPPORTED, path, "architecture %s is not handled by the Qwen3 text plan",
                           cfg->architecture_name);
     int64_t L = cfg->num_hidden_layers;
@@ -550,8 +574,10 @@ qp_status qp_plan_build(const qp_st_model *st, const qp_hf_config *cfg, qp_plan 
     layer_sources *layers = calloc((size_t)L, sizeof *layers);
     /* At most: 3 top-level + per layer 8 attention/norm + router + 3 FFN. */
     int64_t cap = 3 + L * 12;
-    if (p)
+    if (p) {
         p->e = calloc((size_t)cap, sizeof *p->e);
+        p->cap = cap;
+    }
     if (!p || !layers || !p->e) {
         free_layers(layers, L);
         qp_plan_free(p);
@@ -567,7 +593,9 @@ qp_status qp_plan_build(const qp_st_model *st, const qp_hf_config *cfg, qp_plan 
     for (size_t i = 0; i < qp_st_count(st) && s == QP_OK; i++) {
         const qp_st_tensor *t = qp_st_at(st, i);
         b.path = qp_st_file_path(st, t->file_index);
-        s = place_source(&b, t, layers, top, top_scale);
+        const char *name = text_model_name(opt, t->name);
+        if (name)
+            s = place_source(&b, t, name, layers, top, top_scale);
     }
     b.path = path;
     int64_t H = cfg->hidden_size, V = cfg->vocab_size;
@@ -737,6 +765,12 @@ static qp_status read_rows(const qp_plan *p, int64_t i, int64_t row0, int64_t n,
         return qp_err_set(err, QP_ERR_USAGE, NULL, "rows %lld..%lld out of range of %s", (long long)row0,
                           (long long)(row0 + n), e->info.name);
     int64_t len = e->info.row_len;
+    if (e->gen) {
+        if (fn != read_run_f32)
+            return qp_err_set(err, QP_ERR_UNSUPPORTED, NULL, "%s is computed, it has no source bytes", e->info.name);
+        e->gen(e->gen_ctx, row0, n, len, dst);
+        return QP_OK;
+    }
     char *out = dst;
     while (n > 0) {
         int64_t k = row0 / e->rows_per_piece, local = row0 % e->rows_per_piece;
@@ -767,6 +801,8 @@ qp_status qp_plan_read_rows_raw(const qp_plan *p, int64_t i, int64_t row0, int64
     if (i < 0 || i >= p->n)
         return qp_err_set(err, QP_ERR_USAGE, NULL, "plan tensor index %lld out of range", (long long)i);
     const plan_entry *e = &p->e[i];
+    if (e->gen)
+        return qp_err_set(err, QP_ERR_UNSUPPORTED, NULL, "%s is computed, it has no source bytes", e->info.name);
     if (e->pieces[0].gt) {
         if (e->info.source_dtype == QP_GGML_TYPE_LIMIT)
             return qp_err_set(err, QP_ERR_UNSUPPORTED, NULL, "%s has no plain source dtype", e->info.name);
@@ -864,4 +900,146 @@ qp_status qp_plan_from_gguf(const qp_gguf *g, qp_plan **out, qp_err *err)
     }
     *out = p;
     return QP_OK;
+}
+
+/* ------------------------------------------------------------ custom plans */
+
+qp_plan *qp_plan_new_custom(const qp_st_model *st, const qp_hf_config *cfg, int64_t capacity)
+{
+    if (capacity < 1 || capacity > ((int64_t)1 << 24))
+        return NULL;
+    qp_plan *p = calloc(1, sizeof *p);
+    if (p && !(p->e = calloc((size_t)capacity, sizeof *p->e))) {
+        free(p);
+        return NULL;
+    }
+    if (!p)
+        return NULL;
+    p->st = st;
+    p->cfg = cfg;
+    p->cap = capacity;
+    p->fp8_block[0] = p->fp8_block[1] = 128;
+    return p;
+}
+
+/* Validate t's shape fields and take a new entry for it. */
+static qp_status custom_entry(qp_plan *p, const qp_plan_tensor *t, plan_entry **out, qp_err *err)
+{
+    const char *path = p->st && qp_st_file_count(p->st) ? qp_st_file_path(p->st, 0) : NULL;
+    *out = NULL;
+    if (p->gguf || p->n >= p->cap)
+        return qp_err_set(err, QP_ERR_INTERNAL, path, "custom plan is full (%lld tensors)", (long long)p->cap);
+    if (!t->name[0] || memchr(t->name, '\0', sizeof t->name) == NULL || strlen(t->name) >= 64) {
+        qp_err_set(err, QP_ERR_UNSUPPORTED, path, "tensor name is empty or longer than GGUF's 63 bytes");
+        qp_err_set_tensor(err, t->name);
+        return QP_ERR_UNSUPPORTED;
+    }
+    if (qp_plan_find(p, t->name) >= 0) {
+        qp_err_set(err, QP_ERR_INTERNAL, path, "two tensors of the plan have the same name");
+        qp_err_set_tensor(err, t->name);
+        return QP_ERR_INTERNAL;
+    }
+    int64_t rows = 1;
+    int bad = t->n_dims < 1 || t->n_dims > 4 || t->n_expert < 1;
+    for (uint32_t d = 0; d < 4 && !bad; d++) {
+        int64_t v = d < t->n_dims ? t->ne[d] : 1;
+        if (v < 1 || v > ((int64_t)1 << 40) || (d >= t->n_dims && t->ne[d] != 1))
+            bad = 1;
+        else if (d > 0 && rows > (((int64_t)1 << 50) / v))
+            bad = 1;
+        else if (d > 0)
+            rows *= v;
+    }
+    if (!bad && (rows % t->n_expert != 0 || t->ne[0] > (((int64_t)1 << 50) / rows)))
+        bad = 1;
+    if (bad) {
+        qp_err_set(err, QP_ERR_INTERNAL, path, "invalid shape for a plan tensor");
+        qp_err_set_tensor(err, t->name);
+        return QP_ERR_INTERNAL;
+    }
+    plan_entry *e = &p->e[p->n];
+    memset(e, 0, sizeof *e);
+    e->info = *t;
+    e->info.row_len = t->ne[0];
+    e->info.n_rows = rows;
+    for (uint32_t d = t->n_dims; d < 4; d++)
+        e->info.ne[d] = 1;
+    *out = e;
+    return QP_OK;
+}
+
+qp_status qp_plan_add_pieces(qp_plan *p, const qp_plan_tensor *t, int64_t rows_per_piece, const qp_plan_piece *pcs,
+                             int64_t n_pieces, qp_err *err)
+{
+    plan_entry *e;
+    qp_status s = custom_entry(p, t, &e, err);
+    if (s != QP_OK)
+        return s;
+    const char *path = qp_st_file_count(p->st) ? qp_st_file_path(p->st, 0) : NULL;
+    if (n_pieces < 1 || rows_per_piece < 1 || rows_per_piece > e->info.n_rows / n_pieces ||
+        rows_per_piece * n_pieces != e->info.n_rows) {
+        qp_err_set(err, QP_ERR_INTERNAL, path, "%lld pieces of %lld rows do not make %lld rows", (long long)n_pieces,
+                   (long long)rows_per_piece, (long long)e->info.n_rows);
+        qp_err_set_tensor(err, t->name);
+        return QP_ERR_INTERNAL;
+    }
+    uint64_t run = (uint64_t)rows_per_piece * (uint64_t)e->info.row_len;
+    for (int64_t k = 0; k < n_pieces; k++) {
+        const qp_st_tensor *src = pcs[k].src;
+        if (!src || !qp_st_dtype_is_float(src->dtype) || src->dtype == QP_ST_F8_E4M3 || src->dtype == QP_ST_F8_E5M2) {
+            qp_err_set(err, QP_ERR_BAD_INPUT, src ? qp_st_file_path(p->st, src->file_index) : path,
+                       "tensor has dtype %s, expected F32, F16 or BF16", src ? qp_st_dtype_name(src->dtype) : "?");
+            qp_err_set_tensor(err, src ? src->name : t->name);
+            return QP_ERR_BAD_INPUT;
+        }
+        if (pcs[k].src_row0 < 0 || (uint64_t)pcs[k].src_row0 > src->n_elems / (uint64_t)e->info.row_len ||
+            (uint64_t)pcs[k].src_row0 * (uint64_t)e->info.row_len + run > src->n_elems) {
+            qp_err_set(err, QP_ERR_INTERNAL, qp_st_file_path(p->st, src->file_index),
+                       "rows %lld..%lld of length %lld are outside the tensor", (long long)pcs[k].src_row0,
+                       (long long)(pcs[k].src_row0 + rows_per_piece), (long long)e->info.row_len);
+            qp_err_set_tensor(err, src->name);
+            return QP_ERR_INTERNAL;
+        }
+    }
+    if (!(e->pieces = calloc((size_t)n_pieces, sizeof *e->pieces)))
+        return qp_err_set(err, QP_ERR_NOMEM, path, "out of memory building the plan");
+    for (int64_t k = 0; k < n_pieces; k++) {
+        e->pieces[k].src = pcs[k].src;
+        e->pieces[k].src_row0 = pcs[k].src_row0;
+    }
+    e->rows_per_piece = rows_per_piece;
+    e->n_pieces = n_pieces;
+    finish_entry(e);
+    p->n++;
+    return QP_OK;
+}
+
+qp_status qp_plan_add_generated(qp_plan *p, const qp_plan_tensor *t, qp_plan_gen_fn gen, const void *ctx,
+                                qp_err *err)
+{
+    plan_entry *e;
+    qp_status s = custom_entry(p, t, &e, err);
+    if (s != QP_OK)
+        return s;
+    e->gen = gen;
+    e->gen_ctx = ctx;
+    e->rows_per_piece = e->info.n_rows;
+    e->info.source_dtype = QP_GGML_TYPE_LIMIT;
+    e->info.source_bytes = 0;
+    p->n++;
+    return QP_OK;
+}
+
+int64_t qp_plan_piece_count(const qp_plan *p, int64_t i)
+{
+    return i >= 0 && i < p->n ? p->e[i].n_pieces : 0;
+}
+
+const qp_st_tensor *qp_plan_piece_source(const qp_plan *p, int64_t i, int64_t k, int64_t *src_row0)
+{
+    if (i < 0 || i >= p->n || k < 0 || k >= p->e[i].n_pieces)
+        return NULL;
+    if (src_row0)
+        *src_row0 = p->e[i].pieces[k].src_row0;
+    return p->e[i].pieces[k].src;
 }

@@ -79,4 +79,48 @@ const qp_gguf *qp_plan_gguf(const qp_plan *p); /* NULL for HF plans */
 const qp_st_model *qp_plan_source(const qp_plan *p);
 const qp_hf_config *qp_plan_config(const qp_plan *p);
 
+/* ------------------------------------------------ other layouts (omni) */
+
+/* Qwen3-Omni keeps its text model under "thinker.model." and
+ * "thinker.lm_head.": build the plan from the tensors under hf_prefix. With
+ * skip_other_components, tensors outside "<prefix>model." and
+ * "<prefix>lm_head." are left out instead of being an error: the caller
+ * (convert/omni) maps them into other files and owns the check that every
+ * tensor lands somewhere. Names under those two prefixes must still parse. */
+typedef struct {
+    const char *hf_prefix;        /* "thinker."; NULL or "" for none */
+    int skip_other_components;
+} qp_plan_options;
+
+qp_status qp_plan_build_ex(const qp_plan_options *opt, const qp_st_model *st, const qp_hf_config *cfg,
+                           qp_plan **out, qp_err *err);
+
+/* Plans whose tensors a caller lays out itself (convert/omni's mmproj and
+ * talker files). A tensor is n_pieces runs of rows_per_piece rows, each run
+ * contiguous in its source tensor (rows of t->ne[0] elements, source viewed
+ * flat), so stacking, splitting and reshaping need no copy. */
+typedef struct {
+    const qp_st_tensor *src;
+    int64_t src_row0;             /* first row of the run, in rows of ne[0] */
+} qp_plan_piece;
+
+/* Rows [row0, row0+n) of a computed tensor, as f32 (must be thread-safe). */
+typedef void (*qp_plan_gen_fn)(const void *ctx, int64_t row0, int64_t n, int64_t row_len, float *dst);
+
+/* NULL on allocation failure or a capacity outside 1..2^24. */
+qp_plan *qp_plan_new_custom(const qp_st_model *st, const qp_hf_config *cfg, int64_t capacity);
+/* t supplies name (< 64 bytes, unique), role, layer, n_dims, ne, n_expert
+ * and keep_f32; row_len, n_rows, source_dtype and source_bytes are derived.
+ * Sources must be F32/F16/BF16 and every run inside its source. */
+qp_status qp_plan_add_pieces(qp_plan *p, const qp_plan_tensor *t, int64_t rows_per_piece,
+                             const qp_plan_piece *pieces, int64_t n_pieces, qp_err *err);
+/* A tensor with no source bytes (e.g. a sinusoidal position table). */
+qp_status qp_plan_add_generated(qp_plan *p, const qp_plan_tensor *t, qp_plan_gen_fn gen, const void *ctx,
+                                qp_err *err);
+
+/* Where plan tensor i's rows come from: its pieces' source tensors (0
+ * pieces for computed and GGUF-backed tensors have their own reader). */
+int64_t qp_plan_piece_count(const qp_plan *p, int64_t i);
+const qp_st_tensor *qp_plan_piece_source(const qp_plan *p, int64_t i, int64_t k, int64_t *src_row0);
+
 #endif

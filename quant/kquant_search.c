@@ -4,6 +4,13 @@
 
 #include <math.h>
 
+#ifndef QP_KS_NS
+#define QP_KS_NS 20
+#endif
+#ifndef QP_KS_NB
+#define QP_KS_NB 3
+#endif
+
 float qp_ks_block_weights(const float *imp, int n, float *w)
 {
     if (imp) {
@@ -260,23 +267,16 @@ float qp_ks_sym_scale(int n, const float *x, const float *w, const qp_ks_grid *g
 
 /* ------------------------------------------------------ affine fit */
 
-/* Weighted least squares of x ~ s*q + m for fixed q; returns 0 when q is
- * constant (no information on s). */
-static int fit_sm(int n, const float *x, const float *w, const uint8_t *q, int nonpos_min,
-                  float *s, float *m)
+/* Weighted least squares of x ~ s*q + m for fixed codes q, from the
+ * moments sw = sum w, sx = sum w x, sxx = sum w x^2, sq = sum w q,
+ * sqq = sum w q^2, sqx = sum w q x. Returns the error of the fit, or
+ * INFINITY when q carries no scale information. */
+static double fit_moments(double sw, double sx, double sxx, double sq, double sqq, double sqx,
+                         int nonpos_min, float *s, float *m)
 {
-    double sw = 0, sq = 0, sqq = 0, sx = 0, sqx = 0;
-    for (int i = 0; i < n; i++) {
-        double wi = w[i], qi = q[i];
-        sw += wi;
-        sq += wi * qi;
-        sqq += wi * qi * qi;
-        sx += wi * x[i];
-        sqx += wi * qi * x[i];
-    }
-    double D = sw * sqq - sq * sq;
+    const double D = sw * sqq - sq * sq;
     if (!(D > 1e-12 * sw * sqq) || !(sqq > 0.0))
-        return 0;
+        return INFINITY;
     double ss = (sw * sqx - sq * sx) / D;
     double mm = (sqq * sx - sq * sqx) / D;
     if (nonpos_min && mm > 0.0) {
@@ -284,17 +284,21 @@ static int fit_sm(int n, const float *x, const float *w, const uint8_t *q, int n
         ss = sqx / sqq;
     }
     if (!(ss > 0.0))
-        return 0;
+        return INFINITY;
     *s = (float)ss;
     *m = (float)mm;
-    return 1;
+    return sxx - 2.0 * ss * sqx - 2.0 * mm * sx + ss * ss * sqq + 2.0 * ss * mm * sq + mm * mm * sw;
 }
 
 float qp_ks_affine_fit(int n, const float *x, const float *w, int qmax, int nonpos_min,
                        float *m_out, uint8_t *L)
 {
     float xmin = INFINITY, xmax = -INFINITY;
+    double sw = 0.0, sx = 0.0, sxx = 0.0;
     for (int i = 0; i < n; i++) {
+        sw += w[i];
+        sx += (double)w[i] * x[i];
+        sxx += (double)w[i] * x[i] * x[i];
         if (w[i] == 0.0f)
             continue;
         xmin = x[i] < xmin ? x[i] : xmin;
@@ -307,39 +311,47 @@ float qp_ks_affine_fit(int n, const float *x, const float *w, int qmax, int nonp
     }
     if (nonpos_min && xmin > 0.0f)
         xmin = 0.0f;
-    if (!(xmax > xmin)) { /* constant block (<= 0 when nonpos_min) */
-        *m_out = xmin;
+    if (!(xmax > xmin) || !isfinite(xmax - xmin)) { /* constant block */
+        *m_out = isfinite(xmin) ? xmin : 0.0f;
         memset(L, 0, (size_t)n);
         return 0.0f;
     }
-    float best_s = (xmax - xmin) / (float)qmax, best_m = xmin;
-    double best_e = qp_ks_affine_requant(n, x, w, qmax, best_s, -best_m, L);
-    uint8_t q[QP_KS_MAX_SUB];
     /* Starting inverse scales from (qmax - 1) to (qmax + 1) steps over the
-     * range, as ggml's qkx2 search; each start is then refined by
-     * alternating least-squares fit and nearest-level assignment. */
-    const int nstep = 20;
+     * range (as ggml's qkx2 search); from each start, alternate
+     * least-squares (s, m) and nearest codes while the error drops. One
+     * pass per step: the codes' moments give both the error and the next
+     * fit. */
+    const int nstep = QP_KS_NS;
+    const float top = (float)qmax;
+    float best_s = (xmax - xmin) / top, best_m = xmin;
+    double best_fit = INFINITY;
     for (int k = 0; k <= nstep; k++) {
-        float iscale = ((float)qmax - 1.0f + 0.1f * (float)k) / (xmax - xmin);
-        for (int i = 0; i < n; i++)
-            q[i] = (uint8_t)qp_ks_clampi(qp_ks_nearest_int(iscale * (x[i] - xmin)), 0, qmax);
-        float s = 1.0f / iscale, m = xmin;
+        float iscale = ((float)qmax - 1.0f + 2.0f * (float)k / (float)nstep) / (xmax - xmin);
+        float off = xmin;
         double prev = INFINITY;
-        for (int it = 0; it < 3; it++) {
-            if (!fit_sm(n, x, w, q, nonpos_min, &s, &m))
-                break;
-            double e = qp_ks_affine_requant(n, x, w, qmax, s, -m, q);
-            if (e < best_e) {
-                best_e = e;
+        for (int it = 0; it < 4; it++) {
+            float sq = 0.0f, sqq = 0.0f, sqx = 0.0f;
+            for (int i = 0; i < n; i++) {
+                const float q = (float)round_clamped((x[i] - off) * iscale, 0.0f, top);
+                sq += w[i] * q;
+                sqq += w[i] * q * q;
+                sqx += w[i] * q * x[i];
+            }
+            float s, m;
+            const double e = fit_moments(sw, sx, sxx, sq, sqq, sqx, nonpos_min, &s, &m);
+            if (e < best_fit) {
+                best_fit = e;
                 best_s = s;
                 best_m = m;
-                memcpy(L, q, (size_t)n);
             }
             if (!(e < prev))
                 break;
             prev = e;
+            iscale = 1.0f / s;
+            off = m;
         }
     }
+    qp_ks_affine_requant(n, x, w, qmax, best_s, -best_m, L);
     *m_out = best_m;
     return best_s;
 }
@@ -350,7 +362,13 @@ float qp_ks_affine_fit(int n, const float *x, const float *w, int qmax, int nonp
  * sub-block's error around its best real parameters (codes held fixed),
  * which costs O(sub-blocks) instead of O(elements); only the best few are
  * evaluated exactly. */
+#ifndef QP_KS_TOP
 #define QP_KS_TOP 2
+#endif
+#ifndef QP_KS_AK
+#define QP_KS_AK 4
+#define QP_KS_AS 0.02f
+#endif
 
 typedef struct {
     double model[QP_KS_TOP];
@@ -389,7 +407,8 @@ static double sym_model(const qp_ks_sym_spec *sp, const float *s, const double *
         for (int l = c - 1; l <= c + 1; l++) {
             const int lc = qp_ks_clampi(l, sp->lmin, sp->lmax);
             const double diff = (double)d * lc - s[j];
-            best = fmin(best, H[j] * diff * diff);
+            const double e = H[j] * diff * diff;
+            best = e < best ? e : best;
         }
         total += best;
     }
@@ -524,7 +543,8 @@ static double affine_model(const qp_ks_affine_spec *sp, const float *s, const fl
             const double da = (double)d * qp_ks_clampi(a, 0, sp->scmax) - s[j];
             for (int b = c2 - 1; b <= c2 + 1; b++) {
                 const double db = (double)dmin * qp_ks_clampi(b, 0, sp->mmax) - mn[j];
-                best = fmin(best, affine_q(&mo[j], da, db));
+                const double e = affine_q(&mo[j], da, db);
+                best = e < best ? e : best;
             }
         }
         total += best;
@@ -600,10 +620,10 @@ double qp_ks_affine_superblock(const qp_ks_affine_spec *sp, const float *x, cons
         smax = mmax = 0.0f;
     /* Divisors around the full integer range for both super-scales. */
     top_list top = {.n = 0};
-    for (int a = -4; a <= 4; a++) {
-        const float d = qp_ks_f16_round(smax / ((float)sp->scmax * (1.0f + 0.02f * (float)a)));
-        for (int b = -4; b <= 4; b++) {
-            const float dm = qp_ks_f16_round(mmax / ((float)sp->mmax * (1.0f + 0.02f * (float)b)));
+    for (int a = -QP_KS_AK; a <= QP_KS_AK; a++) {
+        const float d = qp_ks_f16_round(smax / ((float)sp->scmax * (1.0f + QP_KS_AS * (float)a)));
+        for (int b = -QP_KS_AK; b <= QP_KS_AK; b++) {
+            const float dm = qp_ks_f16_round(mmax / ((float)sp->mmax * (1.0f + QP_KS_AS * (float)b)));
             top_add(&top, affine_model(sp, s, mn, mo, d, dm), d, dm);
         }
     }

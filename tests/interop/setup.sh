@@ -62,9 +62,14 @@ start=$(date +%s)
 # (npm 11 leaves those out of a lock written on Linux, and `npm ci` then
 # refuses with EUSAGE "Missing: @node-llama-cpp/mac-x64@ from lock file").
 # NODE_LLAMA_CPP_SKIP_DOWNLOAD: belt and braces should scripts run anyway.
-if ! (cd "$here" && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --no-save \
+# Bounded time: without a registry npm would otherwise retry every package
+# with back-off for many minutes (a cold install takes ~10 s).
+limit=""
+command -v timeout >/dev/null 2>&1 && limit="timeout 600"
+if ! (cd "$here" && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true $limit npm install --no-save \
         --ignore-scripts --omit=optional --no-audit --no-fund --prefer-offline \
-        --fetch-retries=2 --loglevel=error) > "$log" 2>&1; then
+        --fetch-retries=1 --fetch-retry-mintimeout=2000 --fetch-retry-maxtimeout=10000 \
+        --fetch-timeout=60000 --loglevel=error) > "$log" 2>&1; then
     reason=$(grep -v 'Unknown user config' "$log" | grep -m1 -i 'err' || true)
     unavailable "npm install failed (${reason:-see $log})"
 fi
