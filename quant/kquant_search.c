@@ -337,7 +337,7 @@ float qp_ks_affine_fit(int n, const float *x, const float *w, int qmax, int nonp
                 sqq += w[i] * q * q;
                 sqx += w[i] * q * x[i];
             }
-            float s, m;
+            float s = 1.0f / iscale, m = off;
             const double e = fit_moments(sw, sx, sxx, sq, sqq, sqx, nonpos_min, &s, &m);
             if (e < best_fit) {
                 best_fit = e;

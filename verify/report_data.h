@@ -70,26 +70,26 @@ typedef struct {
     /* perplexity results */
     qp_report_ppl *ppl;
     int n_ppl;
-} qp_report;
+} qp_report_data;
 
-void qp_report_init(qp_report *r);
-void qp_report_free(qp_report *r); /* accepts NULL; frees contents */
+void qp_report_init(qp_report_data *r);
+void qp_report_free(qp_report_data *r); /* accepts NULL; frees contents */
 
 /* Tensors, types and sizes of a quantized file or set. */
-qp_status qp_report_set_model(qp_report *r, const qp_fileset *set, const char *path, qp_err *err);
+qp_status qp_report_set_model(qp_report_data *r, const qp_fileset *set, const char *path, qp_err *err);
 /* Per-tensor error from verify (replaces the tensor list: the result also
  * names missing tensors). `source` is the path compared with. */
-qp_status qp_report_set_errors(qp_report *r, const qp_verify_result *v, const char *source, qp_err *err);
+qp_status qp_report_set_errors(qp_report_data *r, const qp_verify_result *v, const char *source, qp_err *err);
 /* Tokens per expert per layer: the counts of the stacked expert entries
  * (ffn_gate_exps, else ffn_up_exps, else ffn_down_exps) of each layer. A
  * matrix without expert entries gives has_routing = 0 and QP_OK. */
-qp_status qp_report_set_imatrix(qp_report *r, const qp_imatrix *m, const char *path, qp_err *err);
+qp_status qp_report_set_imatrix(qp_report_data *r, const qp_imatrix *m, const char *path, qp_err *err);
 /* Parse one `qpack ppl --json` file and append it. */
-qp_status qp_report_add_ppl_json(qp_report *r, const char *path, qp_err *err);
+qp_status qp_report_add_ppl_json(qp_report_data *r, const char *path, qp_err *err);
 /* Same from text in memory (tests). */
-qp_status qp_report_add_ppl_text(qp_report *r, const char *json, size_t len, const char *path, qp_err *err);
+qp_status qp_report_add_ppl_text(qp_report_data *r, const char *json, size_t len, const char *path, qp_err *err);
 
 /* Routing class of one count: 0 covered, 1 under-covered, 2 never routed. */
-int qp_report_route_class(const qp_report *r, int64_t layer, int64_t expert);
+int qp_report_route_class(const qp_report_data *r, int64_t layer, int64_t expert);
 
 #endif

@@ -82,12 +82,12 @@ async function main() {
     });
     try {
         const model = await llama.loadModel({modelPath, gpuLayers: 0});
-        const vocabSize = model.tokens?.vocabularySize;
-        for (const t of tokens) {
-            // llama.cpp aborts the process on an out-of-range id; say why first.
-            if (typeof vocabSize === "number" && t >= vocabSize)
-                throw new Error(`token id ${t} is outside the model's vocabulary (${vocabSize})`);
-        }
+        // llama.cpp rejects an out-of-range id only with "Eval has failed";
+        // name the id instead.
+        const vocab = model.fileInfo?.metadata?.tokenizer?.ggml?.tokens;
+        const bad = Array.isArray(vocab) ? tokens.find((t) => t >= vocab.length) : undefined;
+        if (bad !== undefined)
+            throw new Error(`token id ${bad} is outside the model's vocabulary (${vocab.length} tokens)`);
         const context = await model.createContext({
             contextSize: Math.max(tokens.length + 1, 64),
             batchSize: tokens.length,
