@@ -25,6 +25,10 @@ int cmd_ppl(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_imatrix(int argc, char **argv);
+/* After opening a job with --imatrix: warn about tensors it does not cover. */
+struct qp_job;
+void cli_imatrix_warn(const struct qp_job *job);
 
 /* Print "qpack: <formatted error>" to stderr; return the exit code for it
  * (an interruption maps to 130 or 143 by the signal received). */

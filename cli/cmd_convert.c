@@ -61,6 +61,7 @@ int cmd_convert(int argc, char **argv)
     qp_job *job = NULL;
     if (qp_job_open(in, &jo, &job, &err) != QP_OK)
         return cli_fail(&err);
+    cli_imatrix_warn(job);
     rc = cli_quant_run(&o, job);
     qp_job_free(job);
     return rc;

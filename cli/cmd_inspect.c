@@ -12,6 +12,7 @@
 #include "convert/meta.h"
 #include "convert/plan.h"
 #include "format/gguf.h"
+#include "format/gguf_set.h"
 #include "format/hf_config.h"
 #include "format/safetensors.h"
 
@@ -184,12 +185,16 @@ static int inspect_gguf(const char *path, int json)
 {
     qp_err err;
     qp_err_clear(&err);
-    qp_gguf *g = NULL;
-    if (qp_gguf_open(path, &g, &err) != QP_OK)
+    qp_gguf_set *set = NULL;
+    if (qp_gguf_set_open(path, &set, &err) != QP_OK)
         return cli_fail(&err);
-    uint64_t total = 0, weights = 0;
-    for (int64_t i = 0; i < qp_gguf_tensor_count(g); i++) {
-        const qp_gguf_tensor *t = qp_gguf_tensor_at(g, i);
+    const qp_gguf *g = qp_gguf_set_file(set, 0); /* metadata lives in the first file */
+    int64_t n_tensors = qp_gguf_set_tensor_count(set);
+    uint64_t total = 0, weights = 0, file_bytes = 0;
+    for (int k = 0; k < qp_gguf_set_file_count(set); k++)
+        file_bytes += qp_gguf_file_size(qp_gguf_set_file(set, k));
+    for (int64_t i = 0; i < n_tensors; i++) {
+        const qp_gguf_tensor *t = qp_gguf_set_tensor_at(set, i);
         total += t->nbytes;
         weights += (uint64_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
     }
@@ -198,6 +203,7 @@ static int inspect_gguf(const char *path, int json)
         cJSON_AddStringToObject(root, "kind", "gguf");
         cJSON_AddNumberToObject(root, "version", qp_gguf_version(g));
         cJSON_AddNumberToObject(root, "alignment", qp_gguf_alignment(g));
+        cJSON_AddNumberToObject(root, "files", qp_gguf_set_file_count(set));
         cJSON *md = cJSON_AddArrayToObject(root, "metadata");
         for (int64_t i = 0; i < qp_gguf_kv_count(g); i++) {
             qp_gguf_str k = qp_gguf_kv_key(g, i);
@@ -211,8 +217,8 @@ static int inspect_gguf(const char *path, int json)
             cJSON_AddItemToArray(md, o);
         }
         cJSON *ts = cJSON_AddArrayToObject(root, "tensors");
-        for (int64_t i = 0; i < qp_gguf_tensor_count(g); i++) {
-            const qp_gguf_tensor *t = qp_gguf_tensor_at(g, i);
+        for (int64_t i = 0; i < n_tensors; i++) {
+            const qp_gguf_tensor *t = qp_gguf_set_tensor_at(set, i);
             char name[512];
             snprintf(name, sizeof name, "%.*s", (int)(t->name.len > 500 ? 500 : t->name.len), t->name.ptr);
             cJSON *o = cJSON_CreateObject();
@@ -223,16 +229,19 @@ static int inspect_gguf(const char *path, int json)
             cJSON_AddItemToArray(ts, o);
         }
         cJSON *tot = cJSON_AddObjectToObject(root, "totals");
-        cJSON_AddNumberToObject(tot, "tensors", (double)qp_gguf_tensor_count(g));
+        cJSON_AddNumberToObject(tot, "tensors", (double)n_tensors);
         cJSON_AddNumberToObject(tot, "tensor_bytes", (double)total);
-        cJSON_AddNumberToObject(tot, "file_bytes", (double)qp_gguf_file_size(g));
+        cJSON_AddNumberToObject(tot, "file_bytes", (double)file_bytes);
         cJSON_AddNumberToObject(tot, "parameters", (double)weights);
         cJSON_AddNumberToObject(tot, "bits_per_weight", weights ? 8.0 * (double)total / (double)weights : 0.0);
-        qp_gguf_close(g);
+        qp_gguf_set_close(set);
         return print_json(root);
     }
-    printf("%s: GGUF v%u, %lld key/values, %lld tensors, alignment %u\n\n", path, qp_gguf_version(g),
-           (long long)qp_gguf_kv_count(g), (long long)qp_gguf_tensor_count(g), qp_gguf_alignment(g));
+    printf("%s: GGUF v%u, %lld key/values, %lld tensors, alignment %u", path, qp_gguf_version(g),
+           (long long)qp_gguf_kv_count(g), (long long)n_tensors, qp_gguf_alignment(g));
+    if (qp_gguf_set_file_count(set) > 1)
+        printf(", split over %d files starting at %s", qp_gguf_set_file_count(set), qp_gguf_path(g));
+    printf("\n\n");
     for (int64_t i = 0; i < qp_gguf_kv_count(g); i++) {
         qp_gguf_str k = qp_gguf_kv_key(g, i);
         char val[256];
@@ -241,17 +250,17 @@ static int inspect_gguf(const char *path, int json)
                qp_gguf_vtype_name(qp_gguf_kv_type(g, i)), val);
     }
     printf("\n%-40s %-22s %-7s %12s\n", "tensor", "ne", "type", "bytes");
-    for (int64_t i = 0; i < qp_gguf_tensor_count(g); i++) {
-        const qp_gguf_tensor *t = qp_gguf_tensor_at(g, i);
+    for (int64_t i = 0; i < n_tensors; i++) {
+        const qp_gguf_tensor *t = qp_gguf_set_tensor_at(set, i);
         char sh[96];
         shape_str(sh, sizeof sh, (int)t->n_dims, t->ne);
         printf("%-40.*s %-22s %-7s %12llu\n", (int)(t->name.len > 200 ? 200 : t->name.len), t->name.ptr, sh,
                qp_ggml_type_name(t->type), (unsigned long long)t->nbytes);
     }
     printf("\n%lld tensors, %.2f MB of tensor data, %llu parameters, %.3f bits per weight\n",
-           (long long)qp_gguf_tensor_count(g), total / 1e6, (unsigned long long)weights,
+           (long long)n_tensors, total / 1e6, (unsigned long long)weights,
            weights ? 8.0 * (double)total / (double)weights : 0.0);
-    qp_gguf_close(g);
+    qp_gguf_set_close(set);
     return CLI_EXIT_OK;
 }
 

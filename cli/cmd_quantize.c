@@ -66,6 +66,7 @@ int cmd_quantize(int argc, char **argv)
     if (qp_job_from_q8_0(job))
         fprintf(stderr, "qpack: warning: %s holds Q8_0 tensors: requantizing adds their error to the new one\n",
                 pos[0]);
+    cli_imatrix_warn(job);
     rc = cli_quant_run(&o, job);
     qp_job_free(job);
     return rc;

@@ -18,6 +18,7 @@ static const subcommand COMMANDS[] = {
     {"ppl", cmd_ppl, "perplexity and KL divergence of a model on a text"},
     {"generate", cmd_generate, "greedy text generation, for a quick look"},
     {"calibrate", cmd_calibrate, "compute an importance matrix (per expert for MoE)"},
+    {"imatrix", cmd_imatrix, "merge, convert or list importance matrices (llama.cpp GGUF / .dat)"},
     {"report", cmd_report, "HTML report of a quantized release"},
 };
 

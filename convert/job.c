@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/qp_ggml_types.h"
+#include "convert/importance.h"
 #include "quant/qtype.h"
 #include "quant/recipe.h"
 
@@ -20,6 +21,7 @@ struct qp_job {
     uint32_t *types;
     int *fallback;
     char recipe_desc[64];
+    qp_importance *imp;      /* NULL without --imatrix */
 };
 
 static uint32_t choose_from_job(void *ctx, const qp_plan *plan, int64_t i)
@@ -69,6 +71,9 @@ static qp_status choose_types(qp_job *job, const qp_job_options *opt, qp_recipe_
             job->types[i] = QP_GGML_F32;
     }
     qp_recipe_free(rec);
+    /* Importance data is looked up for the tensors that end up quantized. */
+    if (opt->imatrix_path)
+        return qp_importance_open(opt->imatrix_path, job->plan, job->types, &job->imp, err);
     return QP_OK;
 }
 
@@ -84,10 +89,6 @@ qp_status qp_job_open(const char *hf_dir, const qp_job_options *opt, qp_job **ou
     job->preset = qp_preset_find(opt->preset ? opt->preset : "BF16");
     if (!job->preset) {
         s = qp_err_set(err, QP_ERR_USAGE, NULL, "unknown type or preset '%s'", opt->preset);
-        goto fail;
-    }
-    if (opt->imatrix_path) {
-        s = qp_err_set(err, QP_ERR_UNSUPPORTED, opt->imatrix_path, "importance matrices are not supported yet");
         goto fail;
     }
     if ((s = qp_hf_config_load(hf_dir, &job->cfg, err)) != QP_OK)
@@ -135,10 +136,6 @@ qp_status qp_job_open_gguf(const char *path, const qp_job_options *opt, qp_job *
         s = qp_err_set(err, QP_ERR_USAGE, NULL, "unknown type or preset '%s'", opt->preset);
         goto fail;
     }
-    if (opt->imatrix_path) {
-        s = qp_err_set(err, QP_ERR_UNSUPPORTED, opt->imatrix_path, "importance matrices are not supported yet");
-        goto fail;
-    }
     if ((s = qp_gguf_open(path, &job->gguf, err)) != QP_OK)
         goto fail;
     qp_gguf_str arch_s;
@@ -184,6 +181,7 @@ void qp_job_free(qp_job *job)
 {
     if (!job)
         return;
+    qp_importance_free(job->imp);
     qp_plan_free(job->plan);
     qp_gguf_close(job->gguf);
     qp_st_close(job->st);
@@ -197,6 +195,7 @@ const qp_plan *qp_job_plan(const qp_job *job) { return job->plan; }
 const char *qp_job_dir(const qp_job *job) { return job->dir; }
 uint32_t qp_job_type(const qp_job *job, int64_t i) { return job->types[i]; }
 int qp_job_fallback(const qp_job *job, int64_t i) { return job->fallback[i]; }
+const qp_importance *qp_job_importance(const qp_job *job) { return job->imp; }
 
 uint64_t qp_job_tensor_bytes(const qp_job *job, int64_t i)
 {
@@ -212,4 +211,10 @@ void qp_job_convert_options(const qp_job *job, qp_convert_options *out)
     out->choose_type = choose_from_job;
     out->choose_ctx = (void *)job;
     out->default_type = job->preset->default_type;
+    if (job->imp) {
+        out->importance = qp_importance_get;
+        out->importance_ctx = job->imp;
+        out->extra_meta = qp_importance_write_meta;
+        out->extra_meta_ctx = job->imp;
+    }
 }

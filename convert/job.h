@@ -7,6 +7,7 @@
 
 #include "common/qp_error.h"
 #include "convert/convert.h"
+#include "convert/importance.h"
 #include "convert/plan.h"
 
 typedef struct {
@@ -35,6 +36,8 @@ uint32_t qp_job_type(const qp_job *job, int64_t i);
 /* The type the preset wanted when the row length forced a fallback, else -1. */
 int qp_job_fallback(const qp_job *job, int64_t i);
 uint64_t qp_job_tensor_bytes(const qp_job *job, int64_t i); /* output bytes of tensor i */
+/* The importance matrix as applied to this job's tensors, NULL without one. */
+const qp_importance *qp_job_importance(const qp_job *job);
 
 /* Fill choose_type / importance / file_type / recipe; the caller sets
  * out_path, n_threads and progress. */

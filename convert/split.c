@@ -1,6 +1,8 @@
 /* split.c - split plans and split file names (see split.h). */
 #include "convert/split.h"
 
+#include "format/gguf_set.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,10 +48,7 @@ void qp_split_plan_free(qp_split_plan *sp)
 
 void qp_split_path(const char *out_path, int k, int n, char *buf, size_t size)
 {
-    size_t len = strlen(out_path);
-    if (len >= 5 && strcmp(out_path + len - 5, ".gguf") == 0)
-        len -= 5;
-    snprintf(buf, size, "%.*s-%05d-of-%05d.gguf", (int)len, out_path, k + 1, n);
+    qp_gguf_split_path(out_path, k, n, buf, size);
 }
 
 int qp_split_is_mine(int k, int shard_index, int shard_count)
@@ -59,24 +58,3 @@ int qp_split_is_mine(int k, int shard_index, int shard_count)
     return k % shard_count == shard_index - 1;
 }
 
-int qp_split_parse_path(const char *path, char *first, size_t size, int *k, int *n)
-{
-    size_t len = strlen(path);
-    /* "-00001-of-00003.gguf" is 20 characters */
-    if (len < 20 || strcmp(path + len - 5, ".gguf") != 0)
-        return 0;
-    const char *s = path + len - 20;
-    int a, b;
-    char dash, tail[8];
-    if (sscanf(s, "%c%5d-of-%5d%7s", &dash, &a, &b, tail) != 4 || dash != '-' || strcmp(tail, ".gguf") != 0)
-        return 0;
-    if (a < 1 || b < 1 || a > b)
-        return 0;
-    for (int i = 1; i <= 5; i++)
-        if (s[i] < '0' || s[i] > '9' || s[9 + i] < '0' || s[9 + i] > '9')
-            return 0;
-    *k = a - 1;
-    *n = b;
-    snprintf(first, size, "%.*s-%05d-of-%05d.gguf", (int)(len - 20), path, 1, b);
-    return 1;
-}

@@ -31,8 +31,4 @@ void qp_split_path(const char *out_path, int k, int n, char *buf, size_t size);
  * files are dealt round-robin. */
 int qp_split_is_mine(int k, int shard_index, int shard_count);
 
-/* Recognise "STEM-0000k-of-0000n.gguf": fills the first file's path
- * (STEM-00001-of-0000n.gguf) and n; returns 0 when path is not a split name. */
-int qp_split_parse_path(const char *path, char *first, size_t size, int *k, int *n);
-
 #endif

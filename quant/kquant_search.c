@@ -62,67 +62,90 @@ void qp_ks_grid_table(qp_ks_grid *g, const int8_t *vals, int n)
 
 /* ------------------------------------------------------- error evaluators */
 
-/* Nearest integer of v clamped to [lo, hi] (small integers), ties to even.
- * Written with plain comparisons (maxss/minss, no libm call); the first
- * one maps NaN to lo, so the result is always in range. */
-static inline int round_clamped(float v, float lo, float hi)
+/* The hot loops below keep QP_KS_LANES independent partial sums so that
+ * they vectorize (and so an AVX2 twin is the same arithmetic lane for
+ * lane); sub-block lengths are multiples of it. */
+#define QP_KS_LANES 8
+
+/* v clamped to [lo, hi] and rounded to the nearest integer (ties to even),
+ * as a float: adding and removing 1.5 * 2^23 leaves the integer (exact for
+ * |v| < 2^22). Plain comparisons clamp (maxss/minss, no libm call), the
+ * first mapping NaN to lo, so the result is always in range. */
+static inline float roundf_clamped(float v, float lo, float hi)
 {
     v = v > lo ? v : lo;
     v = v < hi ? v : hi;
-    float f = v + 12582912.0f;
-    int32_t i;
-    memcpy(&i, &f, 4);
-    return (i & 0x007fffff) - 0x00400000;
+    return (v + 12582912.0f) - 12582912.0f;
+}
+
+static inline double lanes_sum(const float *acc)
+{
+    double e = 0.0;
+    for (int l = 0; l < QP_KS_LANES; l++)
+        e += acc[l];
+    return e;
 }
 
 double qp_ks_sym_requant(int n, const float *x, const float *w, const qp_ks_grid *g, float dl,
                          uint8_t *L)
 {
-    float e = 0.0f;
+    float acc[QP_KS_LANES] = {0};
     if (dl == 0.0f) {
-        const int k0 = qp_ks_grid_index(g, 0.0f);
+        const uint8_t k0 = (uint8_t)qp_ks_grid_index(g, 0.0f);
         for (int i = 0; i < n; i++) {
-            e += w[i] * x[i] * x[i];
-            if (L)
-                L[i] = (uint8_t)k0;
+            acc[i % QP_KS_LANES] += w[i] * x[i] * x[i];
+            L[i] = k0;
         }
-        return e;
+        return lanes_sum(acc);
     }
     const float id = 1.0f / dl;
     if (g->uniform) {
         const float lo = (float)g->lo, hi = (float)(g->lo + g->nlev - 1);
-        for (int i = 0; i < n; i++) {
-            const int q = round_clamped(x[i] * id, lo, hi);
-            const float diff = dl * (float)q - x[i];
-            e += w[i] * diff * diff;
-            if (L)
-                L[i] = (uint8_t)(q - g->lo);
+        int i = 0;
+        for (; i + QP_KS_LANES <= n; i += QP_KS_LANES)
+            for (int l = 0; l < QP_KS_LANES; l++) {
+                const float q = roundf_clamped(x[i + l] * id, lo, hi);
+                const float diff = dl * q - x[i + l];
+                acc[l] += w[i + l] * diff * diff;
+                L[i + l] = (uint8_t)(int)(q - lo);
+            }
+        for (; i < n; i++) {
+            const float q = roundf_clamped(x[i] * id, lo, hi);
+            const float diff = dl * q - x[i];
+            acc[0] += w[i] * diff * diff;
+            L[i] = (uint8_t)(int)(q - lo);
         }
     } else {
         for (int i = 0; i < n; i++) {
             const int k = qp_ks_grid_index(g, x[i] * id);
             const float diff = dl * g->lev[k] - x[i];
-            e += w[i] * diff * diff;
-            if (L)
-                L[i] = (uint8_t)k;
+            acc[i % QP_KS_LANES] += w[i] * diff * diff;
+            L[i] = (uint8_t)k;
         }
     }
-    return e;
+    return lanes_sum(acc);
 }
 
 double qp_ks_affine_requant(int n, const float *x, const float *w, int qmax, float dl, float ml,
                             uint8_t *L)
 {
-    float e = 0.0f;
+    float acc[QP_KS_LANES] = {0};
     const float id = dl != 0.0f ? 1.0f / dl : 0.0f, top = (float)qmax;
-    for (int i = 0; i < n; i++) {
-        const int q = round_clamped((x[i] + ml) * id, 0.0f, top);
-        const float diff = dl * (float)q - ml - x[i];
-        e += w[i] * diff * diff;
-        if (L)
-            L[i] = (uint8_t)q;
+    int i = 0;
+    for (; i + QP_KS_LANES <= n; i += QP_KS_LANES)
+        for (int l = 0; l < QP_KS_LANES; l++) {
+            const float q = roundf_clamped((x[i + l] + ml) * id, 0.0f, top);
+            const float diff = dl * q - ml - x[i + l];
+            acc[l] += w[i + l] * diff * diff;
+            L[i + l] = (uint8_t)(int)q;
+        }
+    for (; i < n; i++) {
+        const float q = roundf_clamped((x[i] + ml) * id, 0.0f, top);
+        const float diff = dl * q - ml - x[i];
+        acc[0] += w[i] * diff * diff;
+        L[i] = (uint8_t)(int)q;
     }
-    return e;
+    return lanes_sum(acc);
 }
 
 /* ------------------------------------------------------ symmetric sweep */
@@ -330,13 +353,16 @@ float qp_ks_affine_fit(int n, const float *x, const float *w, int qmax, int nonp
         float off = xmin;
         double prev = INFINITY;
         for (int it = 0; it < 4; it++) {
-            float sq = 0.0f, sqq = 0.0f, sqx = 0.0f;
-            for (int i = 0; i < n; i++) {
-                const float q = (float)round_clamped((x[i] - off) * iscale, 0.0f, top);
-                sq += w[i] * q;
-                sqq += w[i] * q * q;
-                sqx += w[i] * q * x[i];
-            }
+            float aq[QP_KS_LANES] = {0}, aqq[QP_KS_LANES] = {0}, aqx[QP_KS_LANES] = {0};
+            for (int i0 = 0; i0 < n; i0 += QP_KS_LANES)
+                for (int l = 0; l < QP_KS_LANES && i0 + l < n; l++) {
+                    const int i = i0 + l;
+                    const float q = roundf_clamped((x[i] - off) * iscale, 0.0f, top);
+                    aq[l] += w[i] * q;
+                    aqq[l] += w[i] * q * q;
+                    aqx[l] += w[i] * q * x[i];
+                }
+            const double sq = lanes_sum(aq), sqq = lanes_sum(aqq), sqx = lanes_sum(aqx);
             float s = 1.0f / iscale, m = off;
             const double e = fit_moments(sw, sx, sxx, sq, sqq, sqx, nonpos_min, &s, &m);
             if (e < best_fit) {

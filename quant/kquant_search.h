@@ -97,12 +97,12 @@ static inline int qp_ks_grid_index(const qp_ks_grid *g, float z)
 /* ------------------------------------------------------- error evaluators */
 
 /* y_i = dl * lev[L_i] with L_i the level nearest x_i / dl (L_i = level
- * nearest 0 when dl == 0). Writes L (may be NULL), returns E. */
+ * nearest 0 when dl == 0). Writes L, returns E. */
 double qp_ks_sym_requant(int n, const float *x, const float *w, const qp_ks_grid *g, float dl,
                          uint8_t *L);
 
 /* y_i = dl * q_i - ml with q_i = clamp(round((x_i + ml) / dl), 0, qmax)
- * (q = 0 when dl == 0). Writes L (may be NULL), returns E. */
+ * (q = 0 when dl == 0). Writes L, returns E. */
 double qp_ks_affine_requant(int n, const float *x, const float *w, int qmax, float dl, float ml,
                             uint8_t *L);
 
