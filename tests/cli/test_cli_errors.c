@@ -171,7 +171,8 @@ static void test_bad_config(void **state)
     assert_int_equal(qp_tiny_ckpt_write(dir, &c), 0);
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    assert_int_equal(qp_test_write_file(path, "{\"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": \"64\"", 62), 0);
+    static const char bad[] = "{\"architectures\": [\"Qwen3ForCausalLM\"], \"hidden_size\": \"64\"";
+    assert_int_equal(qp_test_write_file(path, bad, sizeof bad - 1), 0);
     expect_bad(dir, "config.json", "");
 }
 

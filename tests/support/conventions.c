@@ -56,7 +56,7 @@ static int check_first_ints(const qp_gguf *g, int64_t k, const char *list)
     const char *p = strchr(list, '[');
     if (!p)
         return 1;
-    const int32_t *d = qp_gguf_arr_data(g, k);
+    const unsigned char *d = qp_gguf_arr_data(g, k); /* elements are not aligned in the file */
     uint64_t j = 0;
     p++;
     while (*p && *p != ']') {
@@ -64,7 +64,10 @@ static int check_first_ints(const qp_gguf *g, int64_t k, const char *list)
         long v = strtol(p, &end, 10);
         if (end == p)
             break;
-        if (!d || j >= qp_gguf_arr_len(g, k) || d[j] != v) {
+        int32_t e = 0;
+        if (d && j < qp_gguf_arr_len(g, k))
+            memcpy(&e, d + 4 * j, 4);
+        if (!d || j >= qp_gguf_arr_len(g, k) || e != v) {
             print_error("int array element %llu differs\n", (unsigned long long)j);
             return 1;
         }
