@@ -51,6 +51,11 @@ int cli_fail(const qp_err *err)
 {
     char line[2048];
     qp_err_format(err, line, sizeof line);
+    /* Names come from hostile files: a newline or escape sequence in a
+     * tensor name must not split the one-line error or drive the terminal. */
+    for (char *p = line; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     fprintf(stderr, "qpack: %s\n", line);
     if (err && err->status == QP_ERR_INTERRUPTED)
         return cli_signal_exit_code() ? cli_signal_exit_code() : 130;

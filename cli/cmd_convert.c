@@ -5,8 +5,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/omni_cli.h"
 #include "cli/quant_opts.h"
+#include "common/qp_ggml_types.h"
 #include "convert/job.h"
+#include "convert/omni.h"
 
 static void usage(FILE *f)
 {
@@ -18,7 +21,12 @@ static void usage(FILE *f)
             "or a quantization preset choosing per-tensor types as llama.cpp's preset of the\n"
             "same name does.\n"
             "\n"
+            "A Qwen3-Omni checkpoint becomes three files: OUT.gguf (thinker text model),\n"
+            "mmproj-OUT.gguf (audio and vision encoders) and talker-OUT.gguf (talker and\n"
+            "code2wav); see docs/omni.md.\n"
+            "\n"
             "options:\n%s"
+            "  --mmproj-type T          Qwen3-Omni encoders file: f16 (default), f32, bf16 or q8_0\n"
             "\n"
             "exit: 0 ok, 1 internal or I/O error, 2 bad input or usage, 130/143 interrupted\n",
             cli_quant_options_help());
@@ -26,13 +34,19 @@ static void usage(FILE *f)
 
 int cmd_convert(int argc, char **argv)
 {
-    const char *in = NULL;
+    const char *in = NULL, *mmproj_type = "f16";
     cli_quant_opts o;
     cli_quant_opts_init(&o, "bf16");
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             usage(stdout);
             return CLI_EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--mmproj-type")) {
+            if (i + 1 >= argc)
+                return cli_usage_error("convert", "--mmproj-type needs a value");
+            mmproj_type = argv[++i];
+            continue;
         }
         int r = cli_quant_opts_parse(&o, "convert", argc, argv, &i);
         if (r < 0)
@@ -55,6 +69,12 @@ int cmd_convert(int argc, char **argv)
     if (stat(in, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         fprintf(stderr, "qpack: %s: not a checkpoint directory\n", in);
         return CLI_EXIT_BAD_INPUT;
+    }
+    if (qp_omni_is_omni_dir(in)) {
+        int mt = qp_ggml_type_from_name(mmproj_type);
+        if (mt != QP_GGML_F16 && mt != QP_GGML_F32 && mt != QP_GGML_BF16 && mt != QP_GGML_Q8_0)
+            return cli_usage_error("convert", "--mmproj-type must be f16, f32, bf16 or q8_0");
+        return cli_convert_omni(&o, &jo, in, (uint32_t)mt);
     }
     qp_err err;
     qp_err_clear(&err);

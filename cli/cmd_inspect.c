@@ -9,7 +9,9 @@
 #include <sys/stat.h>
 
 #include "common/qp_ggml_types.h"
+#include "cli/omni_cli.h"
 #include "convert/meta.h"
+#include "convert/omni.h"
 #include "convert/plan.h"
 #include "format/gguf.h"
 #include "format/gguf_set.h"
@@ -57,6 +59,8 @@ static int print_json(cJSON *root)
 
 static int inspect_hf(const char *dir, int json)
 {
+    if (qp_omni_is_omni_dir(dir)) /* three files' worth of components */
+        return cli_inspect_omni(dir, json);
     qp_err err;
     qp_err_clear(&err);
     qp_hf_config cfg;

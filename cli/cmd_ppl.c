@@ -130,8 +130,8 @@ static cJSON *quantiles_json(const qp_ppl_quantiles *q)
     return o;
 }
 
-static int print_json(const qp_ppl_summary *s, const char *model, const char *base, int64_t n_ctx,
-                      const double *running, int64_t n_running)
+static int print_json(const qp_ppl_summary *s, const char *model, const char *base, const double *running,
+                      int64_t n_running)
 {
     const qp_ppl_stats *r = &s->stats;
     cJSON *o = cJSON_CreateObject();
@@ -140,7 +140,7 @@ static int print_json(const qp_ppl_summary *s, const char *model, const char *ba
     cJSON_AddStringToObject(o, "model", model);
     if (base)
         cJSON_AddStringToObject(o, "base", base);
-    cJSON_AddNumberToObject(o, "n_ctx", (double)n_ctx);
+    cJSON_AddNumberToObject(o, "n_ctx", (double)s->n_ctx);
     cJSON_AddNumberToObject(o, "chunks", (double)r->n_chunks);
     cJSON_AddNumberToObject(o, "tokens_scored", (double)r->n_scored);
     cJSON_AddNumberToObject(o, "ppl", r->ppl.val);
@@ -318,10 +318,13 @@ int cmd_ppl(int argc, char **argv)
         printf("\n");
     cli_progress_free(prog);
     prog = NULL;
-    if (st != QP_OK)
+    if (st != QP_OK) {
+        if (st == QP_ERR_BAD_INPUT && text_path)
+            qp_err_set_path(&err, text_path); /* "the text has N tokens ..." */
         goto fail;
+    }
     if (json) {
-        if (!print_json(&sum, model_path, base_path ? base_path : base_logits, n_ctx, cc.running, cc.n)) {
+        if (!print_json(&sum, model_path, base_path ? base_path : base_logits, cc.running, cc.n)) {
             qp_err_set(&err, QP_ERR_NOMEM, NULL, "out of memory printing JSON");
             goto fail;
         }

@@ -24,10 +24,13 @@ static void usage(FILE *f)
                "`qpack.tensor_xxh3` array written at conversion. A llama.cpp split set\n"
                "(NAME-00001-of-0000N.gguf, any shard may be given) is checked as a whole:\n"
                "every shard present, split.no/split.count consistent, no tensor twice, the\n"
-               "tensor total equal to split.tensors.count.\n"
+               "tensor total equal to split.tensors.count. So is a Qwen3-Omni set (STEM.gguf,\n"
+               "mmproj-STEM.gguf, talker-STEM.gguf, any member may be given): every member\n"
+               "present with the same qpack.omni manifest, every source tensor in one file.\n"
                "\n"
                "With --against SRC (the Hugging Face checkpoint directory the file was made\n"
-               "from, or a GGUF such as its bf16 conversion) every tensor is dequantized and\n"
+               "from, or a GGUF such as its bf16 conversion; for an Omni set, the Qwen3-Omni\n"
+               "checkpoint: each member against its part) every tensor is dequantized and\n"
                "compared with the source: relative RMSE, max |error|, cosine similarity, SNR\n"
                "in dB and, with --imatrix, the importance-weighted relative RMSE. Tensors\n"
                "missing from the file or not in the source are errors. Checksums are then\n"
@@ -38,6 +41,7 @@ static void usage(FILE *f)
                "  --imatrix F     importance matrix (llama.cpp GGUF or .dat) for the weighted error\n"
                "  --json          one JSON object on stdout (schema: docs/report.md)\n"
                "  --experts       also print one line per expert of stacked expert tensors\n"
+               "  --single        check FILE alone, not the split or Omni set it belongs to\n"
                "  -t N            threads (default: all CPUs); results do not depend on N\n"
                "  -q              no progress\n"
                "\n"
@@ -47,7 +51,7 @@ static void usage(FILE *f)
 
 typedef struct {
     const char *path, *against, *imatrix;
-    int json, experts, quiet;
+    int json, experts, quiet, single;
     int threads;
 } verify_args;
 
@@ -78,6 +82,8 @@ static int parse_args(int argc, char **argv, verify_args *a)
             a->json = 1;
         } else if (strcmp(s, "--experts") == 0) {
             a->experts = 1;
+        } else if (strcmp(s, "--single") == 0) {
+            a->single = 1;
         } else if (strcmp(s, "-q") == 0 || strcmp(s, "--quiet") == 0) {
             a->quiet = 1;
         } else if (s[0] == '-') {
@@ -146,11 +152,21 @@ static void print_stats_cols(const qp_terr *e, int weighted)
     }
 }
 
+/* "component:name" for members of an Omni set, else the name. */
+static const char *label_of(const qp_verify_tensor *t, char *buf, size_t n)
+{
+    if (!t->component[0])
+        return t->name;
+    snprintf(buf, n, "%s:%s", t->component, t->name);
+    return buf;
+}
+
 static void print_table(const qp_verify_result *r, int weighted, int experts)
 {
     int w = 6;
+    char lab[200];
     for (int64_t i = 0; i < r->n; i++) {
-        int l = (int)strlen(r->t[i].name);
+        int l = (int)strlen(label_of(&r->t[i], lab, sizeof lab));
         if (l > w)
             w = l;
     }
@@ -163,7 +179,8 @@ static void print_table(const qp_verify_result *r, int weighted, int experts)
         const qp_verify_tensor *t = &r->t[i];
         char sh[64];
         shape_text(sh, sizeof sh, t->n_dims, t->ne);
-        printf("%-*s %-6s %-16s", w, t->name, t->status == QP_VT_MISSING ? "-" : qp_ggml_type_name(t->type), sh);
+        printf("%-*s %-6s %-16s", w, label_of(t, lab, sizeof lab),
+               t->status == QP_VT_MISSING ? "-" : qp_ggml_type_name(t->type), sh);
         if (t->compared)
             print_stats_cols(&t->err, weighted);
         else
@@ -174,9 +191,9 @@ static void print_table(const qp_verify_result *r, int weighted, int experts)
             printf("  %s: %s\n", qp_vt_status_name(t->status), t->note);
         if (experts && t->expert_err)
             for (int64_t e = 0; e < t->n_expert; e++) {
-                char lab[48];
-                snprintf(lab, sizeof lab, "  expert %lld", (long long)e);
-                printf("%-*s %-6s %-16s", w, lab, "", "");
+                char el[48];
+                snprintf(el, sizeof el, "  expert %lld", (long long)e);
+                printf("%-*s %-6s %-16s", w, el, "", "");
                 print_stats_cols(&t->expert_err[e], weighted);
                 printf("\n");
             }
@@ -204,7 +221,9 @@ static void print_summary(const qp_verify_result *r, int weighted)
     printf("\n");
     if (worst) {
         fmt_num(rel, sizeof rel, "%.6f", worst->err.rel_rmse);
-        printf("largest relative RMSE: %s (%s, %s)\n", worst->name, qp_ggml_type_name(worst->type), rel);
+        char lab[200];
+        printf("largest relative RMSE: %s (%s, %s)\n", label_of(worst, lab, sizeof lab),
+               qp_ggml_type_name(worst->type), rel);
     }
 }
 
@@ -232,7 +251,7 @@ static int run_against(const verify_args *a, const qp_fileset *set, int checksum
         for (int64_t i = 0; i < r.n && !first; i++)
             if (r.t[i].status != QP_VT_OK)
                 first = &r.t[i];
-        snprintf(problem, sizeof problem, "%s: %lld tensors missing, %lld extra, %lld bad (first: %s: %s)",
+        snprintf(problem, sizeof problem, "%s: tensors missing %lld, extra %lld, bad %lld (first: %s: %s)",
                  a->path, (long long)r.n_missing, (long long)r.n_extra, (long long)r.n_bad, first->name,
                  first->note);
     }
@@ -270,7 +289,7 @@ int cmd_verify(int argc, char **argv)
     qp_err err;
     qp_err_clear(&err);
     qp_fileset *set = NULL;
-    if (qp_fileset_open(a.path, &set, &err) != QP_OK)
+    if ((a.single ? qp_fileset_open_file(a.path, &set, &err) : qp_fileset_open(a.path, &set, &err)) != QP_OK)
         return fail_json(&a, NULL, 0, &err);
     int checked = 0;
     if (qp_fileset_verify_checksums(set, &checked, &err) != QP_OK) {
@@ -286,7 +305,7 @@ int cmd_verify(int argc, char **argv)
     int n_files = qp_fileset_file_count(set);
     if (checked == 0) {
         qp_err_set(&err, QP_ERR_BAD_INPUT, a.path, "no qpack.tensor_xxh3 checksums in this %s (structure is valid)",
-                   n_files > 1 ? "split set" : "file");
+                   n_files > 1 ? "set" : "file");
         rc = fail_json(&a, set, 0, &err);
         qp_fileset_close(set);
         return rc;
@@ -298,10 +317,19 @@ int cmd_verify(int argc, char **argv)
             puts(txt);
         free(txt);
         rc = txt ? CLI_EXIT_OK : CLI_EXIT_INTERNAL;
-    } else if (n_files > 1) {
-        printf("%s: OK (split set of %d files complete, structure valid, %lld tensors, checksums match in %d of %d "
-               "files)\n",
-               a.path, n_files, (long long)qp_fileset_tensor_count(set), checked, n_files);
+    } else if (n_files > 1 || qp_fileset_kind_of(set) == QP_FILESET_OMNI) {
+        char what[256] = "";
+        if (qp_fileset_kind_of(set) == QP_FILESET_OMNI) {
+            size_t o = (size_t)snprintf(what, sizeof what, "Omni set of %d files (", n_files);
+            for (int i = 0; i < n_files && o < sizeof what; i++)
+                o += (size_t)snprintf(what + o, sizeof what - o, "%s%s", i ? ", " : "", qp_fileset_role(set, i));
+            if (o < sizeof what)
+                snprintf(what + o, sizeof what - o, ")");
+        } else {
+            snprintf(what, sizeof what, "split set of %d files", n_files);
+        }
+        printf("%s: OK (%s complete, structure valid, %lld tensors, checksums match in %d of %d files)\n", a.path,
+               what, (long long)qp_fileset_tensor_count(set), checked, n_files);
     } else {
         printf("%s: OK (structure valid, %lld tensor checksums match)\n", a.path,
                (long long)qp_fileset_tensor_count(set));

@@ -103,6 +103,16 @@ qp_status qp_omni_config_parse(const char *json, size_t len, const char *path, q
 /* An integer from cfg->ints by key; 0 when absent. */
 int qp_omni_config_int(const qp_omni_config *cfg, const char *key, int64_t *out);
 
+/* For a runtime reading an Omni directory directly: the thinker's text model
+ * as convert/plan sees a Qwen3-MoE. *cfg (caller-owned; must outlive *plan)
+ * gets thinker_config.text_config with arch QP_ARCH_QWEN3_OMNI; *plan reads
+ * thinker.model.* / thinker.lm_head.* under llama.cpp's names (as in
+ * STEM.gguf); the other components are left alone. mrope (may be NULL)
+ * gets the M-RoPE sections padded to 4. Free with qp_plan_free and
+ * qp_st_close. */
+qp_status qp_omni_open_thinker(const char *dir, qp_hf_config *cfg, int64_t mrope[4], qp_st_model **st,
+                               qp_plan **plan, qp_err *err);
+
 /* ------------------------------------------------------------ components */
 
 typedef enum {

@@ -32,8 +32,11 @@ struct qp_omni_job {
     const qp_preset *preset;
     uint32_t mmproj_type;
     char recipe_desc[64];
-    /* the audio encoder's sinusoidal position table (computed tensor) */
-    int64_t sinus_channels;
+    /* integer metadata after token-id resolution, per file (omni_tokens.c) */
+    int n_meta_ints[QP_OMNI_FILE_COUNT];
+    qp_omni_int meta_ints[QP_OMNI_FILE_COUNT][QP_OMNI_MAX_IDS];
+    int64_t im_end_id;                    /* thinker BOS/EOS (llama.cpp's choice), -1 if absent */
+    float image_mean[3], image_std[3];
 };
 
 /* omni_layout.c: build the three plans, their specs and the owner table;
@@ -51,7 +54,10 @@ typedef struct {
 } omni_meta_ctx;
 qp_status omni_write_meta(void *ctx, void *gguf_writer, qp_err *err);
 
-/* A special token's id by its string in dir's tokenizer.json; -1 if absent. */
-int64_t omni_vocab_find(const qp_hf_vocab *v, const char *s);
+/* omni_tokens.c: resolve the config's token ids against the tokenizer (by
+ * string where the string is known), check codec ids against the talker's
+ * vocabulary, and read the image normalisation; fills meta_ints, im_end_id,
+ * image_mean/std and notes. */
+qp_status omni_resolve_ids(qp_omni_job *job, qp_err *err);
 
 #endif

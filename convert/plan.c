@@ -673,19 +673,35 @@ const qp_hf_config *qp_plan_config(const qp_plan *p) { return p->cfg; }
 /* ------------------------------------------------------------ reading rows */
 
 /* Multiply FP8 rows by their block scales: scale_inv has one entry per
- * (bs0 x bs1) block of the weight; edge blocks may be partial. */
+ * (bs0 x bs1) block of the weight; edge blocks may be partial. A 3-D weight
+ * [E, rows, cols] (fused experts) has scales [E, row blocks, col blocks].
+ * src_row counts rows of the whole source tensor (E * rows for 3-D). The
+ * scale tensor is checked here, where it is used, because any float dtype
+ * (F32, BF16, F16) will do and only the weight's shape says what to expect. */
 static qp_status apply_fp8_scales(const qp_plan *p, const piece *pc, int64_t src_row0, int64_t n, int64_t row_len,
                                   float *dst, qp_err *err)
 {
     const qp_st_tensor *sc = pc->scale_inv;
+    const char *sc_path = qp_st_file_path(p->st, sc->file_index);
     int64_t b0 = p->fp8_block[0], b1 = p->fp8_block[1];
-    int64_t rows_total = pc->src->shape[0];
-    if (pc->src->n_dims == 3)
-        rows_total = pc->src->shape[1];
-    int64_t sr = (rows_total + b0 - 1) / b0, scol = (row_len + b1 - 1) / b1;
-    if (sc->n_dims != 2 || sc->shape[0] != sr || sc->shape[1] != scol) {
-        qp_err_set(err, QP_ERR_BAD_INPUT, qp_st_file_path(p->st, sc->file_index),
-                   "FP8 scale shape does not match %lldx%lld blocks of the weight", (long long)b0, (long long)b1);
+    int fused = pc->src->n_dims == 3;
+    int64_t mats = fused ? pc->src->shape[0] : 1, rows_per_mat = fused ? pc->src->shape[1] : pc->src->shape[0];
+    int64_t sr = (rows_per_mat + b0 - 1) / b0, scol = (row_len + b1 - 1) / b1;
+    if (!qp_st_dtype_is_float(sc->dtype) || sc->dtype == QP_ST_F8_E4M3 || sc->dtype == QP_ST_F8_E5M2) {
+        qp_err_set(err, QP_ERR_BAD_INPUT, sc_path, "FP8 scale tensor %s has dtype %s; expected F32, BF16 or F16",
+                   sc->name, qp_st_dtype_name(sc->dtype));
+        qp_err_set_tensor(err, sc->name);
+        return QP_ERR_BAD_INPUT;
+    }
+    if (sc->n_dims != (fused ? 3 : 2) || (fused && sc->shape[0] != mats) || sc->shape[fused] != sr ||
+        sc->shape[fused + 1] != scol) {
+        char want[64];
+        if (fused)
+            snprintf(want, sizeof want, "[%lld, %lld, %lld]", (long long)mats, (long long)sr, (long long)scol);
+        else
+            snprintf(want, sizeof want, "[%lld, %lld]", (long long)sr, (long long)scol);
+        qp_err_set(err, QP_ERR_BAD_INPUT, sc_path, "FP8 scale tensor %s should have shape %s (%lldx%lld blocks of "
+                   "its weight)", sc->name, want, (long long)b0, (long long)b1);
         qp_err_set_tensor(err, sc->name);
         return QP_ERR_BAD_INPUT;
     }
@@ -694,7 +710,8 @@ static qp_status apply_fp8_scales(const qp_plan *p, const piece *pc, int64_t src
         return qp_err_set(err, QP_ERR_NOMEM, NULL, "out of memory");
     int64_t cur_block = -1;
     for (int64_t r = 0; r < n; r++) {
-        int64_t blk = (src_row0 + r) / b0;
+        int64_t row = src_row0 + r, mat = row / rows_per_mat;
+        int64_t blk = mat * sr + (row % rows_per_mat) / b0; /* row of the scale grid, all matrices stacked */
         if (blk != cur_block) {
             qp_status s = qp_st_read_f32(p->st, sc, (uint64_t)(blk * scol), (uint64_t)scol, row_scales, err);
             if (s != QP_OK) {
@@ -703,9 +720,13 @@ static qp_status apply_fp8_scales(const qp_plan *p, const piece *pc, int64_t src
             }
             cur_block = blk;
         }
-        float *row = dst + r * row_len;
-        for (int64_t c = 0; c < row_len; c++)
-            row[c] *= row_scales[c / b1];
+        float *out = dst + r * row_len;
+        for (int64_t cb = 0; cb < scol; cb++) { /* per block: no division per element */
+            float s = row_scales[cb];
+            int64_t c1 = (cb + 1) * b1 < row_len ? (cb + 1) * b1 : row_len;
+            for (int64_t c = cb * b1; c < c1; c++)
+                out[c] *= s;
+        }
     }
     free(row_scales);
     return QP_OK;
@@ -736,8 +757,7 @@ static qp_status read_run_f32(const qp_plan *p, const piece *pc, int64_t src_row
         return read_gguf_f32(p, pc, src_row, n, row_len, dst, err);
     qp_status s = qp_st_read_f32(p->st, pc->src, (uint64_t)(src_row * row_len), (uint64_t)(n * row_len), dst, err);
     if (s == QP_OK && pc->scale_inv)
-        s = apply_fp8_scales(p, pc, pc->src->n_dims == 3 ? src_row % pc->src->shape[1] : src_row, n, row_len, dst,
-                             err);
+        s = apply_fp8_scales(p, pc, src_row, n, row_len, dst, err);
     return s;
 }
 

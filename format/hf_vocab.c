@@ -4,6 +4,7 @@
 #include "format/hf_vocab.h"
 
 #include <cjson/cJSON.h>
+#include "format/qp_json.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -292,9 +293,12 @@ qp_status qp_hf_vocab_parse(const char *json, size_t len, const char *path_for_e
     memset(out, 0, sizeof *out);
     if (!json)
         return qp_err_set(err, QP_ERR_USAGE, path, "qp_hf_vocab_parse: NULL input");
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    const char *at = NULL;
+    int oom = 0;
+    cJSON *root = qp_json_parse(json, len, &at, &oom);
     if (!root) {
-        const char *at = cJSON_GetErrorPtr();
+        if (oom)
+            return qp_err_set(err, QP_ERR_NOMEM, path, "out of memory parsing %zu bytes of JSON", len);
         qp_err_set(err, QP_ERR_BAD_INPUT, path, "not valid JSON");
         if (at && at >= json && at <= json + len)
             qp_err_set_offset(err, (int64_t)(at - json));

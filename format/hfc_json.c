@@ -1,5 +1,6 @@
 /* hfc_json.c - typed reads of config.json values (see hfc_json.h). */
 #include "format/hfc_json.h"
+#include "format/qp_json.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -145,10 +146,13 @@ qp_status hfc_parse_text(const char *json, size_t len, const char *path, cJSON *
         memcpy(text, json, len);
     text[len] = '\0';
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    int oom = 0;
+    cJSON *root = qp_json_parse(text, len, &end, &oom);
     size_t pos = end && end >= text ? (size_t)(end - text) : 0;
     qp_status st = QP_OK;
-    if (!root) {
+    if (!root && oom) {
+        st = qp_err_set(err, QP_ERR_NOMEM, path, "out of memory parsing %zu bytes of JSON", len);
+    } else if (!root) {
         st = qp_err_set(err, QP_ERR_BAD_INPUT, path, "not valid JSON (error near byte %zu, nesting limit %d)", pos,
                         CJSON_NESTING_LIMIT);
         qp_err_set_offset(err, (int64_t)pos);

@@ -30,6 +30,7 @@ void qp_imatrix_free(qp_imatrix *m)
         free(m->e[i].counts);
     }
     free(m->e);
+    free(m->slots);
     for (int64_t k = 0; k < m->n_ds; k++)
         free(m->datasets[k]);
     free(m->datasets);
@@ -57,11 +58,51 @@ qp_status qp_imx_check_name(const char *name, size_t len, const char *where, qp_
     return QP_OK;
 }
 
+/* Names are looked up by hash so that hostile files with millions of
+ * entries, and merges of big matrices, stay linear. */
+static uint64_t name_hash(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static void slot_put(int64_t *slots, int64_t n_slots, const qp_imx_entry *e, int64_t i)
+{
+    uint64_t k = name_hash(e->name, strlen(e->name)) & (uint64_t)(n_slots - 1);
+    while (slots[k])
+        k = (k + 1) & (uint64_t)(n_slots - 1);
+    slots[k] = i + 1;
+}
+
+/* Make room for one more entry in the index. */
+static int index_reserve(qp_imatrix *m)
+{
+    if (2 * (m->n + 1) < m->n_slots)
+        return 0;
+    int64_t n_slots = m->n_slots ? m->n_slots * 2 : 128;
+    int64_t *slots = calloc((size_t)n_slots, sizeof *slots);
+    if (!slots)
+        return -1;
+    for (int64_t i = 0; i < m->n; i++)
+        slot_put(slots, n_slots, &m->e[i], i);
+    free(m->slots);
+    m->slots = slots;
+    m->n_slots = n_slots;
+    return 0;
+}
+
 int64_t qp_imx_findn(const qp_imatrix *m, const char *name, size_t len)
 {
-    for (int64_t i = 0; i < m->n; i++)
-        if (strncmp(m->e[i].name, name, len) == 0 && m->e[i].name[len] == '\0')
-            return i;
+    if (!m || m->n_slots == 0)
+        return -1;
+    uint64_t k = name_hash(name, len) & (uint64_t)(m->n_slots - 1);
+    for (; m->slots[k]; k = (k + 1) & (uint64_t)(m->n_slots - 1)) {
+        const char *e = m->e[m->slots[k] - 1].name;
+        if (strncmp(e, name, len) == 0 && e[len] == '\0')
+            return m->slots[k] - 1;
+    }
     return -1;
 }
 
@@ -74,6 +115,10 @@ int64_t qp_imx_append(qp_imatrix *m, const char *name, size_t len, int64_t n_in,
     if (n_in < 1 || n_expert < 1 || !qp_mul_u64((uint64_t)n_in, (uint64_t)n_expert, &nv) || nv > MAX_VALUES) {
         qp_err_set(err, QP_ERR_BAD_INPUT, where, "bad importance matrix shape: %lld columns x %lld experts",
                    (long long)n_in, (long long)n_expert);
+        return -1;
+    }
+    if (index_reserve(m) != 0) {
+        qp_err_set(err, QP_ERR_NOMEM, where, "out of memory");
         return -1;
     }
     if (m->n == m->cap) {
@@ -102,6 +147,7 @@ int64_t qp_imx_append(qp_imatrix *m, const char *name, size_t len, int64_t n_in,
     e->name[len] = '\0';
     e->n_in = n_in;
     e->n_expert = n_expert;
+    slot_put(m->slots, m->n_slots, e, m->n);
     return m->n++;
 }
 

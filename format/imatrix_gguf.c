@@ -77,38 +77,60 @@ static qp_status read_meta(const qp_gguf *g, const char *path, qp_imatrix *m, qp
     return QP_OK;
 }
 
-/* Group the tensors by entry name; unknown tensors are ignored (as
- * llama.cpp does), a second tensor of the same kind is an error. */
+typedef struct {
+    const char *base;
+    size_t len;
+    int kind;
+    int64_t t;
+} tagged;
+
+static int cmp_tagged(const void *pa, const void *pb)
+{
+    const tagged *a = pa, *b = pb;
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c = memcmp(a->base, b->base, n);
+    if (c == 0)
+        c = (a->len > b->len) - (a->len < b->len);
+    return c ? c : a->kind - b->kind;
+}
+
+/* Group the tensors by entry name (sorted, so hostile files with millions
+ * of tensors stay O(n log n)); unknown tensors are ignored (as llama.cpp
+ * does), a second tensor of the same kind is an error. */
 static qp_status collect(const qp_gguf *g, const char *path, pending **out, int64_t *n_out, qp_err *err)
 {
-    int64_t nt = qp_gguf_tensor_count(g), n = 0;
+    int64_t nt = qp_gguf_tensor_count(g), n_tag = 0, n = 0;
+    tagged *tg = calloc((size_t)(nt ? nt : 1), sizeof *tg);
     pending *p = calloc((size_t)(nt ? nt : 1), sizeof *p);
-    if (!p)
+    if (!tg || !p) {
+        free(tg);
+        free(p);
         return qp_err_set(err, QP_ERR_NOMEM, path, "out of memory");
+    }
     for (int64_t i = 0; i < nt; i++) {
         qp_gguf_str name = qp_gguf_tensor_at(g, i)->name;
         size_t bl = 0;
-        int kind = -1;
-        for (int s = 0; s < T_KINDS && kind < 0; s++)
-            if (has_suffix(name, SUFFIX[s], &bl))
-                kind = s;
-        if (kind < 0)
-            continue;
-        int64_t j = 0;
-        while (j < n && !(p[j].len == bl && memcmp(p[j].base, name.ptr, bl) == 0))
-            j++;
-        if (j == n) {
-            p[n].base = name.ptr;
-            p[n].len = bl;
-            p[n].t[0] = p[n].t[1] = p[n].t[2] = -1;
+        for (int k = 0; k < T_KINDS; k++)
+            if (has_suffix(name, SUFFIX[k], &bl)) {
+                tg[n_tag++] = (tagged){name.ptr, bl, k, i};
+                break;
+            }
+    }
+    qsort(tg, (size_t)n_tag, sizeof *tg, cmp_tagged);
+    for (int64_t j = 0; j < n_tag; j++) {
+        if (n == 0 || p[n - 1].len != tg[j].len || memcmp(p[n - 1].base, tg[j].base, tg[j].len) != 0) {
+            p[n] = (pending){tg[j].base, tg[j].len, {-1, -1, -1}};
             n++;
         }
-        if (p[j].t[kind] >= 0) {
+        if (p[n - 1].t[tg[j].kind] >= 0) {
+            qp_gguf_str name = qp_gguf_tensor_at(g, tg[j].t)->name;
+            free(tg);
             free(p);
             return tensor_err(err, path, name, "second tensor for the same entry");
         }
-        p[j].t[kind] = i;
+        p[n - 1].t[tg[j].kind] = tg[j].t;
     }
+    free(tg);
     *out = p;
     *n_out = n;
     return QP_OK;

@@ -19,6 +19,8 @@ typedef struct {
 struct qp_imatrix {
     qp_imx_entry *e;
     int64_t n, cap;
+    int64_t *slots;  /* open-addressing name index: entry + 1, 0 = empty */
+    int64_t n_slots; /* a power of two, > 2 * n */
     char **datasets;
     int64_t n_ds, cap_ds;
     uint32_t chunk_count, chunk_size;

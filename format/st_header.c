@@ -8,6 +8,7 @@
 #include "format/st_internal.h"
 
 #include <cjson/cJSON.h>
+#include "format/qp_json.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,7 +398,12 @@ qp_status qp_st_header_parse(const char *json, size_t json_len, uint64_t data_si
     text[json_len] = '\0';
 
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, json_len, &end, 0);
+    int oom = 0;
+    cJSON *root = qp_json_parse(text, json_len, &end, &oom);
+    if (!root && oom) {
+        free(text);
+        return qp_err_set(err, QP_ERR_NOMEM, path, "out of memory parsing a %zu-byte header", json_len);
+    }
     if (!root) {
         size_t pos = end && end >= text ? (size_t)(end - text) : 0;
         if (nesting_exceeds(text, pos + 1 <= json_len ? pos + 1 : json_len, CJSON_NESTING_LIMIT))

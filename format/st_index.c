@@ -9,6 +9,7 @@
 #include "format/st_internal.h"
 
 #include <cjson/cJSON.h>
+#include "format/qp_json.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -233,7 +234,12 @@ qp_status qp_st_open_index(const char *dir, const char *index_path, qp_st_model 
     if (st != QP_OK)
         return st;
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    int oom = 0;
+    cJSON *root = qp_json_parse(text, len, &end, &oom);
+    if (!root && oom) {
+        free(text);
+        return qp_err_set(err, QP_ERR_NOMEM, index_path, "out of memory parsing the index");
+    }
     if (!root) {
         size_t pos = end && end >= text ? (size_t)(end - text) : 0;
         qp_err_set(err, QP_ERR_BAD_INPUT, index_path, "index is not valid JSON (error near byte %zu)", pos);

@@ -19,10 +19,12 @@ static void quantize_row_iq4_nl(const float *src, void *dst, int64_t n, const fl
     qp_ks_grid g;
     qp_ks_grid_table(&g, qp_iq4_values, 16);
     float w[QP_QK];
+    float xbuf[QP_QK];
     uint8_t L[QP_QK];
     for (int64_t i = 0; i < n / QP_QK; i++) {
         qp_ks_block_weights(imp ? imp + i * QP_QK : NULL, QP_QK, w);
-        qp_ks_sym_block_f16(QP_QK, src + i * QP_QK, w, &g, &b[i].d, L);
+        const float *x = qp_ks_block_input(src + i * QP_QK, QP_QK, xbuf);
+        qp_ks_sym_block_f16(QP_QK, x, w, &g, &b[i].d, L);
         for (int j = 0; j < QP_QK / 2; j++)
             b[i].qs[j] = (uint8_t)(L[j] | (L[j + QP_QK / 2] << 4));
     }

@@ -4,32 +4,58 @@
 
 #include <math.h>
 
-#ifndef QP_KS_NS
-#define QP_KS_NS 20
-#endif
-#ifndef QP_KS_NB
-#define QP_KS_NB 3
-#endif
+/* Search effort. Each was tuned on the ggml-vectors tensors for error
+ * against time; larger values buy little.
+ *  NSTEP: starting inverse scales of the affine fit (qmax-1 .. qmax+1);
+ *  RADIUS: integer sub-block scales tried either side of the model's;
+ *  TOP: super-scale candidates evaluated exactly after the model ranking;
+ *  AK, AS: the affine super-scale grid, (2*AK+1)^2 divisors in steps of AS. */
+#define QP_KS_NSTEP 12
+#define QP_KS_RADIUS 1
+#define QP_KS_TOP 2
+#define QP_KS_AK 3
+#define QP_KS_AS 0.025f
 
 float qp_ks_block_weights(const float *imp, int n, float *w)
 {
     if (imp) {
-        double sum = 0.0;
+        float wmax = 0.0f;
         for (int i = 0; i < n; i++) {
             float v = imp[i];
             if (!(v > 0.0f) || !isfinite(v)) /* negative, NaN, inf: no say */
                 v = 0.0f;
             w[i] = v;
-            sum += v;
+            wmax = v > wmax ? v : wmax;
         }
-        if (sum > 0.0 && isfinite(sum))
+        if (wmax > 0.0f) {
+            const float inv = 1.0f / wmax;
+            double sum = 0.0;
+            for (int i = 0; i < n; i++) {
+                w[i] = wmax < 1e30f ? w[i] * inv : w[i] / wmax;
+                sum += w[i];
+            }
             return (float)sum;
+        }
     }
     /* No importance (or none for this block: e.g. an expert the calibration
      * never routed to): plain squared error. */
     for (int i = 0; i < n; i++)
         w[i] = 1.0f;
     return (float)n;
+}
+
+const float *qp_ks_block_input(const float *src, int n, float *buf)
+{
+    int ok = 1;
+    for (int i = 0; i < n; i++)
+        ok &= fabsf(src[i]) <= QP_KS_XMAX; /* false for NaN and inf */
+    if (ok)
+        return src;
+    for (int i = 0; i < n; i++) {
+        const float v = src[i];
+        buf[i] = v != v ? 0.0f : (v > QP_KS_XMAX ? QP_KS_XMAX : (v < -QP_KS_XMAX ? -QP_KS_XMAX : v));
+    }
+    return buf;
 }
 
 /* ---------------------------------------------------------------- grids */
@@ -159,10 +185,8 @@ double qp_ks_affine_requant(int n, const float *x, const float *w, int qmax, flo
  * is kept as the pair (sqx, sqq): score sqx^2/sqq, scale sqx/sqq.
  *
  * The crossings are ordered by a counting sort into as many buckets as
- * there are crossings (stable, so one element's own steps stay in order);
- * two crossings of different elements that share a bucket may be taken in
- * either order, which only adds or skips a state over a vanishing
- * interval of t. */
+ * there are crossings, finished by an insertion sort (stable, so one
+ * element's own steps stay in order). */
 static void sweep(int n, const float *x, const float *w, const qp_ks_grid *g, float sign,
                   float t_lo, float t_hi, double *bqx, double *bqq)
 {
@@ -220,9 +244,25 @@ static void sweep(int n, const float *x, const float *w, const qp_ks_grid *g, fl
     for (int b = 0; b < ne; b++)
         cnt[b + 1] = (uint16_t)(cnt[b + 1] + cnt[b]);
     uint16_t *pos = cnt; /* pos[b] = next slot of bucket b */
-    for (int e = 0; e < ne; e++)
-        order[pos[ev_b[e]]++] = ev_i[e];
-    (void)ev_t;
+    float st[SWEEP_MAX_EVENTS];
+    for (int e = 0; e < ne; e++) {
+        const int p = pos[ev_b[e]]++;
+        st[p] = ev_t[e];
+        order[p] = ev_i[e];
+    }
+    /* Only crossings sharing a bucket can be out of order: an insertion
+     * sort finishes the job in about linear time. */
+    for (int e = 1; e < ne; e++) {
+        const float t = st[e];
+        const uint8_t i = order[e];
+        int p = e;
+        for (; p > 0 && st[p - 1] > t; p--) {
+            st[p] = st[p - 1];
+            order[p] = order[p - 1];
+        }
+        st[p] = t;
+        order[p] = i;
+    }
     for (int e = 0; e < ne; e++) {
         const int i = order[e];
         const int k = lvl[i], nk = k + dir[i];
@@ -243,16 +283,16 @@ float qp_ks_sym_scale_window(int n, const float *x, const float *w, const qp_ks_
 {
     float amax = 0.0f;
     for (int i = 0; i < n; i++)
-        if (w[i] != 0.0f)
-            amax = fmaxf(amax, fabsf(x[i]));
+        if (w[i] != 0.0f && fabsf(x[i]) > amax)
+            amax = fabsf(x[i]);
     const float e0 = fabsf(g->lev[0]), e1 = fabsf(g->lev[g->nlev - 1]);
-    if (!(amax > 0.0f) || !isfinite(amax)) {
+    if (!(amax > QP_KS_XMIN) || !isfinite(amax)) {
         qp_ks_sym_requant(n, x, w, g, 0.0f, L);
         return 0.0f;
     }
     /* window of inverse scales: the largest element between r_lo and
      * r_hi times the far end of the grid */
-    const float t_lo = r_lo * fminf(e0, e1) / amax, t_hi = r_hi * fmaxf(e0, e1) / amax;
+    const float t_lo = r_lo * (e0 < e1 ? e0 : e1) / amax, t_hi = r_hi * (e0 > e1 ? e0 : e1) / amax;
     double bqx = 0.0, bqq = 1.0;
     sweep(n, x, w, g, 1.0f, t_lo, t_hi, &bqx, &bqq);
     sweep(n, x, w, g, -1.0f, t_lo, t_hi, &bqx, &bqq);
@@ -334,7 +374,7 @@ float qp_ks_affine_fit(int n, const float *x, const float *w, int qmax, int nonp
     }
     if (nonpos_min && xmin > 0.0f)
         xmin = 0.0f;
-    if (!(xmax > xmin) || !isfinite(xmax - xmin)) { /* constant block */
+    if (!(xmax - xmin > QP_KS_XMIN) || !isfinite(xmax - xmin)) { /* constant block */
         *m_out = isfinite(xmin) ? xmin : 0.0f;
         memset(L, 0, (size_t)n);
         return 0.0f;
@@ -344,7 +384,7 @@ float qp_ks_affine_fit(int n, const float *x, const float *w, int qmax, int nonp
      * least-squares (s, m) and nearest codes while the error drops. One
      * pass per step: the codes' moments give both the error and the next
      * fit. */
-    const int nstep = QP_KS_NS;
+    const int nstep = QP_KS_NSTEP;
     const float top = (float)qmax;
     float best_s = (xmax - xmin) / top, best_m = xmin;
     double best_fit = INFINITY;
@@ -388,13 +428,6 @@ float qp_ks_affine_fit(int n, const float *x, const float *w, int qmax, int nonp
  * sub-block's error around its best real parameters (codes held fixed),
  * which costs O(sub-blocks) instead of O(elements); only the best few are
  * evaluated exactly. */
-#ifndef QP_KS_TOP
-#define QP_KS_TOP 2
-#endif
-#ifndef QP_KS_AK
-#define QP_KS_AK 4
-#define QP_KS_AS 0.02f
-#endif
 
 typedef struct {
     double model[QP_KS_TOP];
@@ -407,8 +440,12 @@ static void top_add(top_list *t, double model, float d, float dmin)
     for (int i = 0; i < t->n; i++)
         if (t->d[i] == d && t->dmin[i] == dmin)
             return; /* f16 rounding makes neighbouring candidates collide */
-    int i = t->n < QP_KS_TOP ? t->n++ : QP_KS_TOP - 1;
-    if (i == QP_KS_TOP - 1 && t->n == QP_KS_TOP && !(model < t->model[i]))
+    int i;
+    if (t->n < QP_KS_TOP)
+        i = t->n++;
+    else if (model < t->model[QP_KS_TOP - 1])
+        i = QP_KS_TOP - 1;
+    else
         return;
     while (i > 0 && model < t->model[i - 1]) {
         t->model[i] = t->model[i - 1];
@@ -457,7 +494,7 @@ static double sym_eval(const qp_ks_sym_spec *sp, const float *x, const float *w,
         int c = center ? center[j] : (d != 0.0f ? qp_ks_nearest_int(s[j] / d) : 0);
         c = qp_ks_clampi(c, sp->lmin, sp->lmax);
         double best = INFINITY;
-        for (int l = c - 1; l <= c + 1; l++) {
+        for (int l = c - QP_KS_RADIUS; l <= c + QP_KS_RADIUS; l++) {
             if (l < sp->lmin || l > sp->lmax)
                 continue;
             double e = qp_ks_sym_requant(len, xj, wj, sp->grid, d * (float)l, tmp);
@@ -507,7 +544,10 @@ double qp_ks_sym_superblock(const qp_ks_sym_spec *sp, const float *x, const floa
             if (d != 0.0f)
                 top_add(&top, sym_model(sp, s, H, d), d, 0.0f);
         }
-    double best = INFINITY;
+    /* start from the all-zero block, so the outputs are always set */
+    for (int j = 0; j < nsub; j++)
+        ls[j] = 0;
+    double best = qp_ks_sym_requant(n, x, w, sp->grid, 0.0f, L);
     int tls[MAXS];
     uint8_t tL[MAXS * QP_KS_MAX_SUB];
     uint16_t tbits;
@@ -653,7 +693,11 @@ double qp_ks_affine_superblock(const qp_ks_affine_spec *sp, const float *x, cons
             top_add(&top, affine_model(sp, s, mn, mo, d, dm), d, dm);
         }
     }
-    double best = INFINITY;
+    /* start from the all-zero block, so the outputs are always set */
+    *d_bits = *dmin_bits = 0;
+    for (int j = 0; j < nsub; j++)
+        sc[j] = m[j] = 0;
+    double best = qp_ks_affine_requant(n, x, w, sp->qmax, 0.0f, 0.0f, L);
     int tsc[MAXS], tm[MAXS];
     uint8_t tL[MAXS * QP_KS_MAX_SUB];
     uint16_t tdb, tmb;
@@ -735,7 +779,8 @@ double qp_ks_sym_block_f16(int n, const float *x, const float *w, const qp_ks_gr
     float s = qp_ks_sym_scale(n, x, w, g, L);
     uint16_t cand[3];
     int nc = f16_neighbours(qp_ks_f16_bits(s), cand);
-    double best = INFINITY;
+    *d_bits = 0; /* the all-zero block first, so the outputs are always set */
+    double best = qp_ks_sym_requant(n, x, w, g, 0.0f, L);
     uint8_t tmp[QP_KS_MAX_SUB];
     for (int c = 0; c < nc; c++) {
         double e = qp_ks_sym_requant(n, x, w, g, qp_f16_to_f32(cand[c]), tmp);
@@ -756,7 +801,8 @@ double qp_ks_affine_block_f16(int n, const float *x, const float *w, int qmax, u
     uint16_t cd[3], cm[3];
     int nd = f16_neighbours(qp_ks_f16_bits(s), cd);
     int nm = f16_neighbours(qp_ks_f16_bits(m), cm);
-    double best = INFINITY;
+    *d_bits = *m_bits = 0; /* the all-zero block first, so the outputs are always set */
+    double best = qp_ks_affine_requant(n, x, w, qmax, 0.0f, 0.0f, L);
     uint8_t tmp[QP_KS_MAX_SUB];
     for (int a = 0; a < nd; a++)
         for (int b = 0; b < nm; b++) {

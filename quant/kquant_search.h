@@ -12,10 +12,12 @@
  *  - qp_ks_affine_fit: x ~ s * q + m with q in 0..qmax (grid of starting
  *    inverse scales, each refined by alternating least squares);
  *  - qp_ks_sym_superblock / qp_ks_affine_superblock: the two-level K-type
- *    problem (f16 super-scale(s) times small integer sub-block scales),
- *    searching the super-scale and the integer neighbours of every
- *    sub-block scale against the exact error, then refitting by least
- *    squares while the error drops.
+ *    problem (f16 super-scale(s) times small integer sub-block scales):
+ *    best real parameters per sub-block first; super-scale candidates
+ *    ranked by a quadratic model of the sub-block errors; the best few
+ *    evaluated exactly, each sub-block taking the best of the integer
+ *    neighbours of its scale (and min); then least-squares refits of the
+ *    super-scale(s) while the exact error drops.
  *
  * Nothing here allocates; sub-blocks are at most QP_KS_MAX_SUB elements. */
 #ifndef QP_KQUANT_SEARCH_H
@@ -61,9 +63,23 @@ static inline uint16_t qp_ks_f16_bits(float v)
 /* The value an f16 store of v reads back as. */
 static inline float qp_ks_f16_round(float v) { return qp_f16_to_f32(qp_ks_f16_bits(v)); }
 
-/* Block weights: imp (when given and not all zero) else ones. Returns the
- * sum of the weights used. */
+/* Block weights: imp (when given and not all zero) else ones, scaled so
+ * the largest is 1 (the argmin is scale-free; this keeps sums of w*e^2 in
+ * float range whatever the importance matrix holds). Negative, NaN or
+ * infinite importances count as 0. Returns the sum of the weights. */
 float qp_ks_block_weights(const float *imp, int n, float *w);
+
+/* Largest magnitude a quantized block can represent (f16 scale 65504 times
+ * 128 levels); inputs beyond it are clamped. */
+#define QP_KS_XMAX (65504.0f * 128.0f)
+/* Magnitudes below this quantize to an all-zero block. */
+#define QP_KS_XMIN 1e-20f
+
+/* The values to quantize: src itself when all are finite and within
+ * +-QP_KS_XMAX (the normal case), else a copy in buf (n floats) with NaN
+ * as 0 and the rest clamped, so that hostile input cannot drive the
+ * searches into overflow or undefined conversions. */
+const float *qp_ks_block_input(const float *src, int n, float *buf);
 
 /* ---------------------------------------------------------------- grids */
 
@@ -109,13 +125,18 @@ double qp_ks_affine_requant(int n, const float *x, const float *w, int qmax, flo
 /* ------------------------------------------------------ one-level searches */
 
 /* The real s (either sign) minimising sum w (x - s * lev[L])^2 with L the
- * nearest levels; exact up to float rounding. n <= QP_KS_MAX_SUB. Writes L,
+ * nearest levels, over the scales whose largest |x| falls in the window
+ * below; exact there up to float rounding. n <= QP_KS_MAX_SUB. Writes L,
  * returns s (0 when the block is all zero). */
 float qp_ks_sym_scale(int n, const float *x, const float *w, const qp_ks_grid *g, uint8_t *L);
-#ifndef QP_KS_RLO
+
+/* The same within a window of inverse scales: the largest |x| lands
+ * between r_lo times the near end and r_hi times the far end of the grid
+ * (qp_ks_sym_scale uses QP_KS_RLO..QP_KS_RHI). Optima outside it (a large
+ * element clipped hard, or the range half used) are rare; narrower windows
+ * are cheaper. */
 #define QP_KS_RLO 0.5f
 #define QP_KS_RHI 1.3f
-#endif
 float qp_ks_sym_scale_window(int n, const float *x, const float *w, const qp_ks_grid *g,
                              float r_lo, float r_hi, uint8_t *L);
 

@@ -2,9 +2,9 @@
  * (q - 4), 6-bit signed sub-block scales under one f16 d (layout in
  * quant/qblocks.h); vec_dot against Q8_K.
  *
- * Quantizer: qp_ks_sym_superblock (exact per-sub-block scale sweep, then
- * the super-scale and the integer neighbours of every sub-block scale
- * searched against the exact block error). */
+ * Quantizer: qp_ks_sym_superblock (kquant_search.h): the exact best real
+ * scale per sub-block (sweep), then d and the integer sub-block scales
+ * searched against the exact weighted block error. */
 #include "quant/qtype_internal.h"
 
 #include "quant/kquant_search.h"
@@ -15,13 +15,14 @@ static void quantize_row_q3_k(const float *src, void *dst, int64_t n, const floa
     qp_ks_grid g;
     qp_ks_grid_uniform(&g, -4, 3); /* level k is code q = k */
     const qp_ks_sym_spec spec = {.nsub = 16, .sublen = 16, .grid = &g, .lmin = -32, .lmax = 31,
-                                .r_lo = QP_KS_RLO, .r_hi = QP_KS_RHI};
+                                .r_lo = 0.3f, .r_hi = 1.8f};
     qp_block_q3_k *b = dst;
     float w[QP_QK_K];
+    float xbuf[QP_QK_K];
     uint8_t L[QP_QK_K];
     int ls[16];
     for (int64_t i = 0; i < n / QP_QK_K; i++) {
-        const float *x = src + i * QP_QK_K;
+        const float *x = qp_ks_block_input(src + i * QP_QK_K, QP_QK_K, xbuf);
         qp_ks_block_weights(imp ? imp + i * QP_QK_K : NULL, QP_QK_K, w);
         qp_ks_sym_superblock(&spec, x, w, &b[i].d, ls, L);
         memset(b[i].scales, 0, sizeof b[i].scales);

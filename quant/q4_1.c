@@ -83,8 +83,9 @@ static void quantize_row_q4_1(const float *src, void *dst, int64_t n, const floa
 {
     qp_block_q4_1 *b = dst;
     float w[QP_QK];
+    float xbuf[QP_QK];
     for (int64_t i = 0; i < n / QP_QK; i++) {
-        const float *x = src + i * QP_QK;
+        const float *x = qp_ks_block_input(src + i * QP_QK, QP_QK, xbuf);
         if (!imp) {
             q4_1_block_plain(x, &b[i]);
         } else {

@@ -2,9 +2,9 @@
  * scale and min per sub-block under f16 d and dmin (layout in
  * quant/qblocks.h); vec_dot against Q8_K.
  *
- * Quantizer: qp_ks_affine_superblock (per-sub-block least-squares scale
- * and min, then the super-scales and the integer neighbours of every
- * sub-block scale/min searched against the exact block error). */
+ * Quantizer: qp_ks_affine_superblock (kquant_search.h): least-squares
+ * scale and min per sub-block, then d/dmin and the integer scales/mins
+ * searched against the exact weighted block error. */
 #include "quant/qtype_internal.h"
 
 #include "quant/kquant_search.h"
@@ -15,10 +15,11 @@ static void quantize_row_q4_k(const float *src, void *dst, int64_t n, const floa
     static const qp_ks_affine_spec spec = {.nsub = 8, .sublen = 32, .qmax = 15, .scmax = 63, .mmax = 63};
     qp_block_q4_k *b = dst;
     float w[QP_QK_K];
+    float xbuf[QP_QK_K];
     uint8_t L[QP_QK_K];
     int sc[8], m[8];
     for (int64_t i = 0; i < n / QP_QK_K; i++) {
-        const float *x = src + i * QP_QK_K;
+        const float *x = qp_ks_block_input(src + i * QP_QK_K, QP_QK_K, xbuf);
         qp_ks_block_weights(imp ? imp + i * QP_QK_K : NULL, QP_QK_K, w);
         qp_ks_affine_superblock(&spec, x, w, &b[i].d, &b[i].dmin, sc, m, L);
         qp_k4_pack_scales(sc, m, b[i].scales);

@@ -2,7 +2,8 @@
  * scale and min per sub-block under f16 d and dmin (layout in
  * quant/qblocks.h); vec_dot against Q8_K.
  *
- * Quantizer: qp_ks_affine_superblock, as Q4_K with 32 levels. */
+ * Quantizer: qp_ks_affine_superblock (kquant_search.h), as Q4_K with 32
+ * levels. */
 #include "quant/qtype_internal.h"
 
 #include "quant/kquant_search.h"
@@ -13,10 +14,11 @@ static void quantize_row_q5_k(const float *src, void *dst, int64_t n, const floa
     static const qp_ks_affine_spec spec = {.nsub = 8, .sublen = 32, .qmax = 31, .scmax = 63, .mmax = 63};
     qp_block_q5_k *b = dst;
     float w[QP_QK_K];
+    float xbuf[QP_QK_K];
     uint8_t L[QP_QK_K];
     int sc[8], m[8];
     for (int64_t i = 0; i < n / QP_QK_K; i++) {
-        const float *x = src + i * QP_QK_K;
+        const float *x = qp_ks_block_input(src + i * QP_QK_K, QP_QK_K, xbuf);
         qp_ks_block_weights(imp ? imp + i * QP_QK_K : NULL, QP_QK_K, w);
         qp_ks_affine_superblock(&spec, x, w, &b[i].d, &b[i].dmin, sc, m, L);
         qp_k4_pack_scales(sc, m, b[i].scales);

@@ -26,7 +26,7 @@ static void q8_0_block_plain(const float *x, qp_block_q8_0 *b)
 {
     float amax = 0.0f;
     for (int j = 0; j < QP_QK; j++)
-        amax = fmaxf(amax, fabsf(x[j]));
+        amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     b->d = qp_ks_f16_bits(d);
@@ -54,7 +54,7 @@ static void q8_0_block_weighted(const float *x, const float *w, qp_block_q8_0 *b
     double best = q8_0_block_error(x, w, b);
     float amax = 0.0f;
     for (int j = 0; j < QP_QK; j++)
-        amax = fmaxf(amax, fabsf(x[j]));
+        amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
     if (amax == 0.0f)
         return;
     qp_block_q8_0 t;
@@ -79,8 +79,9 @@ static void quantize_row_q8_0(const float *src, void *dst, int64_t n, const floa
 {
     qp_block_q8_0 *b = dst;
     float w[QP_QK];
+    float xbuf[QP_QK];
     for (int64_t i = 0; i < n / QP_QK; i++) {
-        const float *x = src + i * QP_QK;
+        const float *x = qp_ks_block_input(src + i * QP_QK, QP_QK, xbuf);
         if (!imp) {
             q8_0_block_plain(x, &b[i]);
         } else {

@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/qp_cpu.h"
 #include "common/qp_threads.h"
+#include "runtime-lite/attention.h"
 #include "runtime-lite/kernels.h"
 #include "runtime-lite/matmul.h"
 
@@ -22,17 +24,21 @@ struct qp_rt_state {
     const qp_rt_model *m;
     int64_t n_ctx, max_batch, pos;
     int n_threads;
+    int avx2;                   /* kernel family of the current call */
     float *x, *xb, *xb2, *q, *att, *hb, *hb2;
     float *key_cache, *value_cache;
     float *rope_cos, *rope_sin; /* [n_ctx][D/2] */
-    float *scores;              /* [n_threads][n_ctx] */
+    float *kpack;               /* keys packed for the attention tiles */
+    float *attn_scratch;        /* [n_threads][qp_rt_attn_scratch_floats] */
     /* MoE */
     float *router;              /* [B][n_expert] */
     int32_t *sel;               /* [B][k] chosen experts */
     float *sel_w;               /* [B][k] their weights */
-    int32_t *rows;              /* [B] tokens routed to the current expert */
-    float *rows_w;              /* [B] their weights */
-    float *xe, *ye, *moe_acc;   /* [B][E] */
+    int32_t *rows;              /* [B*k] token of each gathered row */
+    float *rows_w;              /* [B*k] its routing weight */
+    float *xe, *ye;             /* [B*k][E] gathered inputs, expert outputs */
+    int64_t *exp_off, *exp_fill; /* [n_expert+1] first gathered row per expert */
+    qp_rt_mm_job *exp_jobs;     /* [2*n_expert] */
 };
 
 static void *zalloc(int64_t n_floats)
@@ -51,12 +57,15 @@ void qp_rt_state_free(qp_rt_state *s)
     if (!s)
         return;
     float **bufs[] = {&s->x, &s->xb, &s->xb2, &s->q, &s->att, &s->hb, &s->hb2, &s->key_cache, &s->value_cache,
-                      &s->rope_cos, &s->rope_sin, &s->scores, &s->router, &s->sel_w, &s->rows_w,
-                      &s->xe, &s->ye, &s->moe_acc};
+                      &s->rope_cos, &s->rope_sin, &s->kpack, &s->attn_scratch, &s->router, &s->sel_w, &s->rows_w,
+                      &s->xe, &s->ye};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(*bufs[i]);
     free(s->sel);
     free(s->rows);
+    free(s->exp_off);
+    free(s->exp_fill);
+    free(s->exp_jobs);
     free(s);
 }
 
@@ -80,7 +89,8 @@ qp_status qp_rt_state_new(const qp_rt_model *m, int64_t n_ctx, int64_t max_batch
     s->n_threads = n_threads;
     const int64_t B = max_batch, E = c->n_embd, D = c->head_dim;
     const int64_t HD = c->n_head * D, KVD = c->n_head_kv * D;
-    const int64_t F = c->is_moe ? c->n_ff_exp : c->n_ff;
+    /* MoE: every token's row is gathered once per chosen expert */
+    const int64_t F = c->is_moe ? c->n_ff_exp * c->n_expert_used : c->n_ff;
     s->x = zalloc(B * E);
     s->xb = zalloc(B * E);
     s->xb2 = zalloc(B * E);
@@ -92,19 +102,24 @@ qp_status qp_rt_state_new(const qp_rt_model *m, int64_t n_ctx, int64_t max_batch
     s->value_cache = zalloc(c->n_layer * n_ctx * KVD);
     s->rope_cos = zalloc(n_ctx * (D / 2));
     s->rope_sin = zalloc(n_ctx * (D / 2));
-    s->scores = zalloc((int64_t)n_threads * n_ctx);
+    s->kpack = zalloc((int64_t)qp_rt_attn_kpack_floats(n_ctx, c->n_head_kv, D));
+    s->attn_scratch = zalloc((int64_t)n_threads * (int64_t)qp_rt_attn_scratch_floats(n_ctx, D));
     int ok = s->x && s->xb && s->xb2 && s->q && s->att && s->hb && s->hb2 && s->key_cache && s->value_cache &&
-             s->rope_cos && s->rope_sin && s->scores;
+             s->rope_cos && s->rope_sin && s->kpack && s->attn_scratch;
     if (ok && c->is_moe) {
         s->router = zalloc(B * c->n_expert);
         s->sel = calloc((size_t)(B * c->n_expert_used), sizeof *s->sel);
         s->sel_w = zalloc(B * c->n_expert_used);
-        s->rows = calloc((size_t)B, sizeof *s->rows);
-        s->rows_w = zalloc(B);
-        s->xe = zalloc(B * E);
-        s->ye = zalloc(B * E);
-        s->moe_acc = zalloc(B * E);
-        ok = s->router && s->sel && s->sel_w && s->rows && s->rows_w && s->xe && s->ye && s->moe_acc;
+        const int64_t BK = B * c->n_expert_used;
+        s->rows = calloc((size_t)BK, sizeof *s->rows);
+        s->rows_w = zalloc(BK);
+        s->xe = zalloc(BK * E);
+        s->ye = zalloc(BK * E);
+        s->exp_off = calloc((size_t)(c->n_expert + 1), sizeof *s->exp_off);
+        s->exp_fill = calloc((size_t)(c->n_expert + 1), sizeof *s->exp_fill);
+        s->exp_jobs = calloc((size_t)(2 * c->n_expert), sizeof *s->exp_jobs);
+        ok = s->router && s->sel && s->sel_w && s->rows && s->rows_w && s->xe && s->ye && s->exp_off &&
+             s->exp_fill && s->exp_jobs;
     }
     if (!ok) {
         qp_rt_state_free(s);
@@ -118,7 +133,6 @@ qp_status qp_rt_state_new(const qp_rt_model *m, int64_t n_ctx, int64_t max_batch
 void qp_rt_state_reset(qp_rt_state *s) { s->pos = 0; }
 int64_t qp_rt_state_pos(const qp_rt_state *s) { return s->pos; }
 int64_t qp_rt_state_n_ctx(const qp_rt_state *s) { return s->n_ctx; }
-void qp_rt_state_set_threads(qp_rt_state *s, int n_threads) { s->n_threads = n_threads < 1 ? 1 : n_threads; }
 
 /* ------------------------------------------------------------ row-parallel steps */
 
@@ -152,27 +166,6 @@ static void qk_norm_rope_worker(void *vctx, int64_t begin, int64_t end, int tid)
             sc->k->rmsnorm(kh, kh, sc->L->attn_k_norm, D, c->rms_eps);
             qp_rt_rope_neox(kh, D, cs, sn);
         }
-    }
-}
-
-/* Items are (head, token) pairs, head-major, so each thread gets whole
- * heads and the causal triangle is shared evenly. */
-static void attention_worker(void *vctx, int64_t begin, int64_t end, int tid)
-{
-    const step_ctx *sc = vctx;
-    const qp_rt_config *c = sc->c;
-    qp_rt_state *s = sc->s;
-    const int64_t D = c->head_dim, HD = c->n_head * D, KVD = c->n_head_kv * D;
-    const int64_t group = c->n_head / c->n_head_kv;
-    const float scale = (float)(1.0 / sqrt((double)D));
-    const float *kc = s->key_cache + sc->layer * s->n_ctx * KVD;
-    const float *vc = s->value_cache + sc->layer * s->n_ctx * KVD;
-    float *scores = s->scores + (int64_t)tid * s->n_ctx;
-    for (int64_t it = begin; it < end; it++) {
-        const int64_t h = it / sc->n_tok, t = it % sc->n_tok;
-        const int64_t kvh = h / group;
-        sc->k->attn_row(s->q + t * HD + h * D, kc + kvh * D, KVD, vc + kvh * D, KVD, sc->pos0 + t + 1, D, scale,
-                        scores, s->att + t * HD + h * D);
     }
 }
 
@@ -223,18 +216,20 @@ static qp_status attention_block(const qp_rt_kernels *k, const qp_rt_config *c, 
     float *kc = s->key_cache + (l * s->n_ctx + pos0) * KVD;
     float *vc = s->value_cache + (l * s->n_ctx + pos0) * KVD;
     const qp_rt_mm_job qkv[3] = {
-        {&L->attn_q, 0, HD, s->q, HD},
-        {&L->attn_k, 0, KVD, kc, KVD},
-        {&L->attn_v, 0, KVD, vc, KVD},
+        {&L->attn_q, 0, HD, s->q, HD, 0, 0},
+        {&L->attn_k, 0, KVD, kc, KVD, 0, 0},
+        {&L->attn_v, 0, KVD, vc, KVD, 0, 0},
     };
-    qp_status st = qp_rt_matmul(qkv, 3, s->xb, E, n_tok, s->n_threads, err);
+    qp_status st = qp_rt_matmul_sel(qkv, 3, s->xb, E, n_tok, s->n_threads, s->avx2, err);
     if (st != QP_OK)
         return st;
     step_ctx sc = {k, c, s, L, l, pos0, n_tok};
     qp_parallel_for(s->n_threads, n_tok, qk_norm_rope_worker, &sc);
-    qp_parallel_for(s->n_threads, c->n_head * n_tok, attention_worker, &sc);
-    const qp_rt_mm_job o = {&L->attn_output, 0, E, s->xb2, E};
-    if ((st = qp_rt_matmul(&o, 1, s->att, HD, n_tok, s->n_threads, err)) != QP_OK)
+    const qp_rt_attn at = {s->q, s->key_cache + l * s->n_ctx * KVD, s->value_cache + l * s->n_ctx * KVD, s->att,
+                           s->kpack, s->attn_scratch, n_tok, pos0, c->n_head, c->n_head_kv, D, s->n_ctx, s->avx2};
+    qp_rt_attention(&at, s->n_threads);
+    const qp_rt_mm_job o = {&L->attn_output, 0, E, s->xb2, E, 0, 0};
+    if ((st = qp_rt_matmul_sel(&o, 1, s->att, HD, n_tok, s->n_threads, s->avx2, err)) != QP_OK)
         return st;
     add_rows(s->x, s->xb2, n_tok * E);
     return QP_OK;
@@ -245,15 +240,15 @@ static qp_status dense_ffn(const qp_rt_kernels *k, const qp_rt_config *c, qp_rt_
 {
     const int64_t E = c->n_embd, F = c->n_ff;
     const qp_rt_mm_job gu[2] = {
-        {&L->ffn_gate, 0, F, s->hb, F},
-        {&L->ffn_up, 0, F, s->hb2, F},
+        {&L->ffn_gate, 0, F, s->hb, F, 0, 0},
+        {&L->ffn_up, 0, F, s->hb2, F, 0, 0},
     };
-    qp_status st = qp_rt_matmul(gu, 2, s->xb, E, n_tok, s->n_threads, err);
+    qp_status st = qp_rt_matmul_sel(gu, 2, s->xb, E, n_tok, s->n_threads, s->avx2, err);
     if (st != QP_OK)
         return st;
     swiglu_rows(k, s->hb, s->hb2, n_tok, F, s->n_threads);
-    const qp_rt_mm_job d = {&L->ffn_down, 0, E, s->xb2, E};
-    return qp_rt_matmul(&d, 1, s->hb, F, n_tok, s->n_threads, err);
+    const qp_rt_mm_job d = {&L->ffn_down, 0, E, s->xb2, E, 0, 0};
+    return qp_rt_matmul_sel(&d, 1, s->hb, F, n_tok, s->n_threads, s->avx2, err);
 }
 
 /* Router: softmax over experts, top-k (ties to the lower index), optional
@@ -286,49 +281,64 @@ static void route_tokens(const qp_rt_kernels *k, const qp_rt_config *c, qp_rt_st
     }
 }
 
+/* All experts of a layer in three parallel regions: the tokens' rows are
+ * gathered expert by expert (ascending expert, then token), each expert's
+ * gate/up and down products are jobs of one matmul call, and the outputs
+ * are added back per token in ascending expert order, the order
+ * transformers uses, whatever the batch. */
 static qp_status moe_ffn(const qp_rt_kernels *k, const qp_rt_config *c, qp_rt_state *s, const qp_rt_layer *L,
                          int64_t n_tok, qp_err *err)
 {
     const int64_t E = c->n_embd, NE = c->n_expert, K = c->n_expert_used, FE = c->n_ff_exp;
-    const qp_rt_mm_job r = {&L->ffn_gate_inp, 0, NE, s->router, NE};
-    qp_status st = qp_rt_matmul(&r, 1, s->xb, E, n_tok, s->n_threads, err);
+    const qp_rt_mm_job r = {&L->ffn_gate_inp, 0, NE, s->router, NE, 0, 0};
+    qp_status st = qp_rt_matmul_sel(&r, 1, s->xb, E, n_tok, s->n_threads, s->avx2, err);
     if (st != QP_OK)
         return st;
     route_tokens(k, c, s, n_tok);
-    memset(s->moe_acc, 0, (size_t)(n_tok * E) * sizeof(float));
-    /* Experts in ascending order, each over the tokens routed to it: every
-     * token's sum runs over its experts in the same order for any batch. */
+    /* counting sort of the (token, expert) pairs by expert */
+    int64_t *off = s->exp_off, *fill = s->exp_fill;
+    memset(off, 0, (size_t)(NE + 1) * sizeof *off);
+    for (int64_t i = 0; i < n_tok * K; i++)
+        off[s->sel[i] + 1]++;
+    for (int64_t e = 0; e < NE; e++)
+        off[e + 1] += off[e];
+    memcpy(fill, off, (size_t)NE * sizeof *fill);
+    for (int64_t t = 0; t < n_tok; t++)
+        for (int64_t j = 0; j < K; j++) {
+            const int64_t row = fill[s->sel[t * K + j]]++;
+            s->rows[row] = (int32_t)t;
+            s->rows_w[row] = s->sel_w[t * K + j];
+            memcpy(s->xe + row * E, s->xb + t * E, (size_t)E * sizeof(float));
+        }
+    const int64_t n_rows = n_tok * K;
+    qp_rt_mm_job *jobs = s->exp_jobs;
+    int nj = 0;
     for (int64_t e = 0; e < NE; e++) {
-        int64_t n = 0;
-        for (int64_t t = 0; t < n_tok; t++)
-            for (int64_t j = 0; j < K; j++)
-                if (s->sel[t * K + j] == e) {
-                    s->rows[n] = (int32_t)t;
-                    s->rows_w[n] = s->sel_w[t * K + j];
-                    memcpy(s->xe + n * E, s->xb + t * E, (size_t)E * sizeof(float));
-                    n++;
-                }
+        const int64_t n = off[e + 1] - off[e];
         if (n == 0)
             continue;
-        const qp_rt_mm_job gu[2] = {
-            {&L->ffn_gate_exps, e * FE, FE, s->hb, FE},
-            {&L->ffn_up_exps, e * FE, FE, s->hb2, FE},
-        };
-        if ((st = qp_rt_matmul(gu, 2, s->xe, E, n, s->n_threads, err)) != QP_OK)
-            return st;
-        swiglu_rows(k, s->hb, s->hb2, n, FE, s->n_threads);
-        const qp_rt_mm_job d = {&L->ffn_down_exps, e * E, E, s->ye, E};
-        if ((st = qp_rt_matmul(&d, 1, s->hb, FE, n, s->n_threads, err)) != QP_OK)
-            return st;
-        for (int64_t i = 0; i < n; i++) {
-            float *acc = s->moe_acc + (int64_t)s->rows[i] * E;
-            const float *y = s->ye + i * E;
-            const float w = s->rows_w[i];
-            for (int64_t d = 0; d < E; d++)
-                acc[d] += y[d] * w;
-        }
+        jobs[nj++] = (qp_rt_mm_job){&L->ffn_gate_exps, e * FE, FE, s->hb + off[e] * FE, FE, off[e], n};
+        jobs[nj++] = (qp_rt_mm_job){&L->ffn_up_exps, e * FE, FE, s->hb2 + off[e] * FE, FE, off[e], n};
     }
-    memcpy(s->xb2, s->moe_acc, (size_t)(n_tok * E) * sizeof(float));
+    if ((st = qp_rt_matmul_sel(jobs, nj, s->xe, E, n_rows, s->n_threads, s->avx2, err)) != QP_OK)
+        return st;
+    swiglu_rows(k, s->hb, s->hb2, n_rows, FE, s->n_threads);
+    nj = 0;
+    for (int64_t e = 0; e < NE; e++) {
+        const int64_t n = off[e + 1] - off[e];
+        if (n > 0)
+            jobs[nj++] = (qp_rt_mm_job){&L->ffn_down_exps, e * E, E, s->ye + off[e] * E, E, off[e], n};
+    }
+    if ((st = qp_rt_matmul_sel(jobs, nj, s->hb, FE, n_rows, s->n_threads, s->avx2, err)) != QP_OK)
+        return st;
+    memset(s->xb2, 0, (size_t)(n_tok * E) * sizeof(float));
+    for (int64_t row = 0; row < n_rows; row++) {
+        float *acc = s->xb2 + (int64_t)s->rows[row] * E;
+        const float *y = s->ye + row * E;
+        const float w = s->rows_w[row];
+        for (int64_t d = 0; d < E; d++)
+            acc[d] += y[d] * w;
+    }
     return QP_OK;
 }
 
@@ -338,7 +348,7 @@ static qp_status forward_pass(const qp_rt_model *m, qp_rt_state *s, const int32_
 {
     const qp_rt_config *c = qp_rt_model_config(m);
     const qp_rt_weights *w = qp_rt_model_weights(m);
-    const qp_rt_kernels *k = qp_rt_kernels_get();
+    const qp_rt_kernels *k = qp_rt_kernels_for(s->avx2);
     const int64_t E = c->n_embd;
     qp_status st;
     for (int64_t t = 0; t < n_tok; t++)
@@ -357,8 +367,8 @@ static qp_status forward_pass(const qp_rt_model *m, qp_rt_state *s, const int32_
     if (n_out <= 0)
         return QP_OK;
     rmsnorm_rows(k, s->xb, s->x + out_first * E, w->output_norm, n_out, E, c->rms_eps);
-    const qp_rt_mm_job o = {&w->output, 0, c->n_vocab, logits, c->n_vocab};
-    return qp_rt_matmul(&o, 1, s->xb, E, n_out, s->n_threads, err);
+    const qp_rt_mm_job o = {&w->output, 0, c->n_vocab, logits, c->n_vocab, 0, 0};
+    return qp_rt_matmul_sel(&o, 1, s->xb, E, n_out, s->n_threads, s->avx2, err);
 }
 
 qp_status qp_rt_forward(const qp_rt_model *m, qp_rt_state *s, const int32_t *tokens, int64_t n_tok,
@@ -377,6 +387,7 @@ qp_status qp_rt_forward(const qp_rt_model *m, qp_rt_state *s, const int32_t *tok
         if (tokens[t] < 0 || tokens[t] >= c->n_vocab)
             return qp_err_set(err, QP_ERR_BAD_INPUT, NULL, "token id %d outside the vocabulary of %lld",
                               (int)tokens[t], (long long)c->n_vocab);
+    s->avx2 = qp_cpu_get().avx2;
     for (int64_t b0 = 0; b0 < n_tok; b0 += s->max_batch) {
         const int64_t nb = n_tok - b0 < s->max_batch ? n_tok - b0 : s->max_batch;
         /* the requested output rows that fall inside this pass */

@@ -25,7 +25,6 @@ void qp_rt_state_free(qp_rt_state *s); /* accepts NULL */
 void qp_rt_state_reset(qp_rt_state *s);          /* forget the cached tokens */
 int64_t qp_rt_state_pos(const qp_rt_state *s);   /* tokens in the cache */
 int64_t qp_rt_state_n_ctx(const qp_rt_state *s);
-void qp_rt_state_set_threads(qp_rt_state *s, int n_threads);
 
 /* Run tokens[0..n_tok) at the next positions. Rows out_first ..
  * out_first+n_out-1 of the batch get their logits in

@@ -83,10 +83,9 @@ static const qp_rt_kernels SCALAR = {
 
 const qp_rt_kernels *qp_rt_kernels_scalar(void) { return &SCALAR; }
 
-const qp_rt_kernels *qp_rt_kernels_get(void)
-{
-    return qp_cpu_get().avx2 ? qp_rt_kernels_avx2() : &SCALAR;
-}
+const qp_rt_kernels *qp_rt_kernels_for(int avx2) { return avx2 ? qp_rt_kernels_avx2() : &SCALAR; }
+
+const qp_rt_kernels *qp_rt_kernels_get(void) { return qp_rt_kernels_for(qp_cpu_get().avx2); }
 
 void qp_rt_rope_table(float *cos_tab, float *sin_tab, int64_t n_pos, int64_t head_dim, double theta)
 {

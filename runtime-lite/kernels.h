@@ -28,6 +28,8 @@ typedef struct {
 /* The table for this CPU (AVX2 when present and not forced scalar). */
 const qp_rt_kernels *qp_rt_kernels_get(void);
 const qp_rt_kernels *qp_rt_kernels_scalar(void);
+/* avx2 non-zero: the AVX2 table (the caller has checked qp_cpu_get). */
+const qp_rt_kernels *qp_rt_kernels_for(int avx2);
 /* Only valid to call on an AVX2 CPU (tests check qp_cpu_detect first). */
 const qp_rt_kernels *qp_rt_kernels_avx2(void);
 

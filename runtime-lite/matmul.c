@@ -15,7 +15,11 @@ typedef struct {
     const qp_rt_mm_job *job;
     mm_kind kind;
     const qp_qtype *qt;   /* weight kernels (vec_dot, dequantize_row) */
-    const uint8_t *xq;    /* MM_VECDOT: activations in vec_dot_type */
+    const float *x;       /* the job's first activation row */
+    int64_t n_tok;        /* its rows */
+    int64_t n_full;       /* rows covered by full tiles */
+    const float *xtail;   /* the last partial tile's rows, zero padded to 6 */
+    const uint8_t *xq;    /* MM_VECDOT: the job's activations in vec_dot_type */
     uint64_t xq_row_bytes;
     int64_t first_item;   /* global index of this job's first panel */
     int64_t n_items;
@@ -24,10 +28,7 @@ typedef struct {
 typedef struct {
     mm_plan *plans;
     int n_jobs;
-    const float *x;
-    int64_t ldx, n_tok, K;
-    const float *xtail;   /* last partial tile's rows, zero padded to 6 */
-    int64_t n_full;       /* tokens covered by full tiles */
+    int64_t ldx, K;
     qp_rt_tile_fn tile;
     qp_rt_pack_fn pack;
     float *scratch;       /* per thread: panel [16*K] + rows [16*K] */
@@ -84,12 +85,13 @@ void qp_rt_rows_to_f32(const qp_rt_tensor *w, int64_t row0, int64_t n, float *ds
 
 /* ------------------------------------------------------------ scalar twins */
 
-void qp_rt_tile_scalar(int64_t K, const float *x, int64_t ldx, const float *panel, float *y, int64_t ldy)
+void qp_rt_tile_scalar(int64_t K, const float *x, int64_t ldx, const float *panel, int64_t ldp, float *y,
+                       int64_t ldy)
 {
     float acc[QP_RT_TILE_M][QP_RT_TILE_N];
     memset(acc, 0, sizeof acc);
     for (int64_t k = 0; k < K; k++) {
-        const float *p = panel + k * QP_RT_TILE_N;
+        const float *p = panel + k * ldp;
         for (int i = 0; i < QP_RT_TILE_M; i++) {
             const float a = x[i * ldx + k];
             for (int j = 0; j < QP_RT_TILE_N; j++)
@@ -126,19 +128,20 @@ void qp_rt_pack_scalar(uint32_t type, const void *rows, uint64_t row_bytes, int 
 /* ------------------------------------------------------------ workers */
 
 /* All tiles of one packed panel: rows r0..r0+nr of the job's output. */
-static void run_panel(const mm_ctx *c, const qp_rt_mm_job *job, const float *panel, int64_t r0, int nr)
+static void run_panel(const mm_ctx *c, const mm_plan *pl, const float *panel, int64_t r0, int nr)
 {
+    const qp_rt_mm_job *job = pl->job;
     float tmp[QP_RT_TILE_M * QP_RT_TILE_N];
-    for (int64_t t0 = 0; t0 < c->n_tok; t0 += QP_RT_TILE_M) {
-        const int full_rows = t0 < c->n_full;
-        const float *xs = full_rows ? c->x + t0 * c->ldx : c->xtail;
+    for (int64_t t0 = 0; t0 < pl->n_tok; t0 += QP_RT_TILE_M) {
+        const int full_rows = t0 < pl->n_full;
+        const float *xs = full_rows ? pl->x + t0 * c->ldx : pl->xtail;
         const int64_t ldx = full_rows ? c->ldx : c->K;
-        const int m = full_rows ? QP_RT_TILE_M : (int)(c->n_tok - t0);
+        const int m = full_rows ? QP_RT_TILE_M : (int)(pl->n_tok - t0);
         float *y = job->y + t0 * job->ldy + r0;
         if (m == QP_RT_TILE_M && nr == QP_RT_TILE_N) {
-            c->tile(c->K, xs, ldx, panel, y, job->ldy);
+            c->tile(c->K, xs, ldx, panel, QP_RT_TILE_N, y, job->ldy);
         } else {
-            c->tile(c->K, xs, ldx, panel, tmp, QP_RT_TILE_N);
+            c->tile(c->K, xs, ldx, panel, QP_RT_TILE_N, tmp, QP_RT_TILE_N);
             for (int i = 0; i < m; i++)
                 memcpy(y + i * job->ldy, tmp + i * QP_RT_TILE_N, (size_t)nr * sizeof(float));
         }
@@ -150,7 +153,7 @@ static void run_vecdot(const mm_ctx *c, const mm_plan *pl, int64_t r0, int nr)
     const qp_rt_mm_job *job = pl->job;
     const qp_rt_tensor *w = job->w;
     const uint8_t *wrows = (const uint8_t *)w->data + (uint64_t)(job->row0 + r0) * w->row_bytes;
-    for (int64_t t = 0; t < c->n_tok; t++) {
+    for (int64_t t = 0; t < pl->n_tok; t++) {
         const uint8_t *xq = pl->xq + (uint64_t)t * pl->xq_row_bytes;
         float *y = job->y + t * job->ldy + r0;
         for (int r = 0; r < nr; r++)
@@ -176,13 +179,13 @@ static void mm_worker(void *vctx, int64_t begin, int64_t end, int tid)
         switch (pl->kind) {
         case MM_FLOAT:
             c->pack(w->type, rows, w->row_bytes, nr, c->K, panel);
-            run_panel(c, job, panel, r0, nr);
+            run_panel(c, pl, panel, r0, nr);
             break;
         case MM_DEQUANT:
             for (int r = 0; r < nr; r++)
                 pl->qt->dequantize_row(rows + (uint64_t)r * w->row_bytes, rowbuf + (size_t)r * (size_t)c->K, c->K);
             c->pack(QP_GGML_F32, rowbuf, (uint64_t)c->K * sizeof(float), nr, c->K, panel);
-            run_panel(c, job, panel, r0, nr);
+            run_panel(c, pl, panel, r0, nr);
             break;
         case MM_VECDOT:
             run_vecdot(c, pl, r0, nr);
@@ -210,124 +213,150 @@ static void quant_worker(void *vctx, int64_t begin, int64_t end, int tid)
 /* Activation buffers, one per distinct vec_dot_type among the jobs. */
 #define MM_MAX_ACT 8
 
+typedef struct {
+    uint32_t type;
+    uint8_t *buf;        /* all n_tok rows of the call, quantized */
+    uint64_t row_bytes;
+} act_buf;
+
+/* The call's rows in `type` (quantized once, shared by the jobs). */
+static qp_status activations(act_buf *act, int *n_act, uint32_t type, const float *x, int64_t ldx, int64_t K,
+                             int64_t n_tok, int n_threads, const char *tensor, act_buf **out, qp_err *err)
+{
+    for (int a = 0; a < *n_act; a++)
+        if (act[a].type == type) {
+            *out = &act[a];
+            return QP_OK;
+        }
+    if (*n_act == MM_MAX_ACT)
+        return qp_err_set(err, QP_ERR_INTERNAL, NULL, "too many activation types in one matmul");
+    const qp_qtype *aq = qp_qtype_get(type);
+    const uint64_t rb = qp_qtype_row_bytes(type, K);
+    if (!aq || !aq->quantize_row || rb == 0)
+        return qp_err_set(err, QP_ERR_UNSUPPORTED, NULL, "tensor %s: row of %lld cannot be quantized to %s",
+                          tensor, (long long)K, qp_ggml_type_name(type));
+    act_buf *b = &act[*n_act];
+    b->type = type;
+    b->row_bytes = rb;
+    b->buf = malloc((size_t)(rb * (uint64_t)n_tok));
+    if (!b->buf)
+        return qp_err_set(err, QP_ERR_NOMEM, NULL, "out of memory (activations)");
+    (*n_act)++;
+    quant_ctx q = {aq, x, ldx, K, b->buf, rb};
+    qp_parallel_for(n_threads, n_tok, quant_worker, &q);
+    *out = b;
+    return QP_OK;
+}
+
+/* Decide how each job runs and where its activations come from. */
+static qp_status plan_job(const qp_rt_mm_job *job, int j, mm_plan *pl, const float *x, int64_t ldx, int64_t K,
+                          int64_t n_tok, int n_threads, act_buf *act, int *n_act, qp_err *err)
+{
+    const qp_rt_tensor *w = job->w;
+    pl->job = job;
+    pl->n_tok = job->n_tok > 0 ? job->n_tok : n_tok;
+    const int64_t x0 = job->n_tok > 0 ? job->x_row0 : 0;
+    if (!w->data || w->row_len != K || job->row0 < 0 || job->n_out < 0 || job->row0 + job->n_out > w->n_rows ||
+        job->ldy < job->n_out || job->n_tok < 0 || x0 < 0 || x0 + pl->n_tok > n_tok || (job->n_tok == 0 && job->x_row0 != 0))
+        return qp_err_set(err, QP_ERR_INTERNAL, NULL, "matmul job %d does not fit tensor %s", j, w->name);
+    pl->x = x + x0 * ldx;
+    pl->n_full = pl->n_tok / QP_RT_TILE_M * QP_RT_TILE_M;
+    pl->n_items = (job->n_out + QP_RT_TILE_N - 1) / QP_RT_TILE_N;
+    if (is_float_type(w->type)) {
+        pl->kind = MM_FLOAT;
+        return QP_OK;
+    }
+    pl->qt = qp_qtype_get(w->type);
+    if (!pl->qt || !pl->qt->dequantize_row)
+        return qp_err_set(err, QP_ERR_UNSUPPORTED, NULL, "tensor %s: type %s cannot be multiplied", w->name,
+                          qp_ggml_type_name(w->type));
+    const qp_qtype *vq = pl->qt->vec_dot ? qp_qtype_get(pl->qt->vec_dot_type) : NULL;
+    if (!pl->qt->vec_dot || (pl->qt->vec_dot_type != QP_GGML_F32 && (!vq || !vq->quantize_row))) {
+        pl->kind = MM_DEQUANT;
+        return QP_OK;
+    }
+    pl->kind = MM_VECDOT;
+    if (pl->qt->vec_dot_type == QP_GGML_F32 && ldx == K) {
+        pl->xq = (const uint8_t *)pl->x;
+        pl->xq_row_bytes = (uint64_t)K * sizeof(float);
+        return QP_OK;
+    }
+    act_buf *b = NULL;
+    qp_status st = activations(act, n_act, pl->qt->vec_dot_type, x, ldx, K, n_tok, n_threads, w->name, &b, err);
+    if (st != QP_OK)
+        return st;
+    pl->xq = b->buf + (uint64_t)x0 * b->row_bytes;
+    pl->xq_row_bytes = b->row_bytes;
+    return QP_OK;
+}
+
 qp_status qp_rt_matmul(const qp_rt_mm_job *jobs, int n_jobs, const float *x, int64_t ldx,
                        int64_t n_tok, int n_threads, qp_err *err)
+{
+    return qp_rt_matmul_sel(jobs, n_jobs, x, ldx, n_tok, n_threads, qp_cpu_get().avx2, err);
+}
+
+qp_status qp_rt_matmul_sel(const qp_rt_mm_job *jobs, int n_jobs, const float *x, int64_t ldx,
+                           int64_t n_tok, int n_threads, int avx2, qp_err *err)
 {
     if (n_jobs <= 0 || n_tok <= 0)
         return QP_OK;
     const int64_t K = jobs[0].w->row_len;
+    const size_t tail_floats = ((size_t)QP_RT_TILE_M * (size_t)K + 7) & ~(size_t)7;
     mm_plan *plans = calloc((size_t)n_jobs, sizeof *plans);
     if (!plans)
         return qp_err_set(err, QP_ERR_NOMEM, NULL, "out of memory (matmul plan)");
-    struct { uint32_t type; uint8_t *buf; uint64_t row_bytes; } act[MM_MAX_ACT];
-    int n_act = 0;
-    qp_status st = QP_OK;
-    const int avx2 = qp_cpu_get().avx2;
-    int need_float = 0;
+    act_buf act[MM_MAX_ACT];
+    int n_act = 0, n_tails = 0, need_float = 0;
     int64_t items = 0;
-
+    qp_status st = QP_OK;
     for (int j = 0; j < n_jobs && st == QP_OK; j++) {
-        const qp_rt_mm_job *job = &jobs[j];
-        const qp_rt_tensor *w = job->w;
-        mm_plan *pl = &plans[j];
-        pl->job = job;
-        if (!w->data || w->row_len != K || job->row0 < 0 || job->n_out < 0 ||
-            job->row0 + job->n_out > w->n_rows || job->ldy < job->n_out) {
-            st = qp_err_set(err, QP_ERR_INTERNAL, NULL, "matmul job %d does not fit tensor %s", j, w->name);
-            break;
-        }
-        pl->first_item = items;
-        pl->n_items = (job->n_out + QP_RT_TILE_N - 1) / QP_RT_TILE_N;
-        items += pl->n_items;
-        if (is_float_type(w->type)) {
-            pl->kind = MM_FLOAT;
+        st = plan_job(&jobs[j], j, &plans[j], x, ldx, K, n_tok, n_threads, act, &n_act, err);
+        plans[j].first_item = items;
+        items += plans[j].n_items;
+        if (st == QP_OK && plans[j].kind != MM_VECDOT) {
             need_float = 1;
-            continue;
+            n_tails += plans[j].n_full < plans[j].n_tok;
         }
-        pl->qt = qp_qtype_get(w->type);
-        if (!pl->qt || !pl->qt->dequantize_row) {
-            st = qp_err_set(err, QP_ERR_UNSUPPORTED, NULL, "tensor %s: type %s cannot be multiplied",
-                            w->name, qp_ggml_type_name(w->type));
-            break;
-        }
-        const qp_qtype *vq = pl->qt->vec_dot ? qp_qtype_get(pl->qt->vec_dot_type) : NULL;
-        if (!pl->qt->vec_dot || (pl->qt->vec_dot_type != QP_GGML_F32 && (!vq || !vq->quantize_row))) {
-            pl->kind = MM_DEQUANT;
-            need_float = 1;
-            continue;
-        }
-        pl->kind = MM_VECDOT;
-        if (pl->qt->vec_dot_type == QP_GGML_F32 && ldx == K) {
-            pl->xq = (const uint8_t *)x;
-            pl->xq_row_bytes = (uint64_t)K * sizeof(float);
-            continue;
-        }
-        int a = 0;
-        while (a < n_act && act[a].type != pl->qt->vec_dot_type)
-            a++;
-        if (a == n_act) {
-            if (n_act == MM_MAX_ACT) {
-                st = qp_err_set(err, QP_ERR_INTERNAL, NULL, "too many activation types in one matmul");
-                break;
-            }
-            const qp_qtype *aq = qp_qtype_get(pl->qt->vec_dot_type);
-            uint64_t rb = qp_qtype_row_bytes(pl->qt->vec_dot_type, K);
-            if (!aq || !aq->quantize_row || rb == 0) {
-                st = qp_err_set(err, QP_ERR_UNSUPPORTED, NULL, "tensor %s: row of %lld cannot be quantized to %s",
-                                w->name, (long long)K, qp_ggml_type_name(pl->qt->vec_dot_type));
-                break;
-            }
-            act[a].type = pl->qt->vec_dot_type;
-            act[a].row_bytes = rb;
-            act[a].buf = malloc((size_t)(rb * (uint64_t)n_tok));
-            if (!act[a].buf) {
-                st = qp_err_set(err, QP_ERR_NOMEM, NULL, "out of memory (activations)");
-                break;
-            }
-            n_act++;
-            quant_ctx q = {aq, x, ldx, K, act[a].buf, rb};
-            qp_parallel_for(n_threads, n_tok, quant_worker, &q);
-        }
-        pl->xq = act[a].buf;
-        pl->xq_row_bytes = act[a].row_bytes;
     }
-
     mm_ctx c;
     memset(&c, 0, sizeof c);
-    float *xtail = NULL;
+    float *tails = NULL;
     if (st == QP_OK && items > 0) {
         int nt = n_threads < 1 ? 1 : n_threads;
         if (nt > items)
             nt = (int)items;
         c.plans = plans;
         c.n_jobs = n_jobs;
-        c.x = x;
         c.ldx = ldx;
-        c.n_tok = n_tok;
         c.K = K;
-        c.n_full = n_tok / QP_RT_TILE_M * QP_RT_TILE_M;
         c.tile = avx2 ? qp_rt_tile_avx2 : qp_rt_tile_scalar;
         c.pack = avx2 ? qp_rt_pack_avx2 : qp_rt_pack_scalar;
         if (need_float) {
             /* panel (16*K) + dequantized rows (16*K), rounded to 32 bytes */
             c.scratch_floats = ((size_t)32 * (size_t)K + 7) & ~(size_t)7;
             c.scratch = aligned_alloc(32, c.scratch_floats * sizeof(float) * (size_t)nt);
-            size_t tail_floats = ((size_t)QP_RT_TILE_M * (size_t)K + 7) & ~(size_t)7;
-            xtail = aligned_alloc(32, tail_floats * sizeof(float));
-            if (!c.scratch || !xtail) {
+            if (n_tails > 0)
+                tails = aligned_alloc(32, tail_floats * sizeof(float) * (size_t)n_tails);
+            if (!c.scratch || (n_tails > 0 && !tails))
                 st = qp_err_set(err, QP_ERR_NOMEM, NULL, "out of memory (matmul scratch)");
-            } else {
-                memset(xtail, 0, tail_floats * sizeof(float));
-                for (int64_t t = c.n_full; t < n_tok; t++)
-                    memcpy(xtail + (t - c.n_full) * K, x + t * ldx, (size_t)K * sizeof(float));
-                c.xtail = xtail;
-            }
+        }
+        /* each job's last partial tile of rows, copied and zero padded */
+        for (int j = 0, t = 0; st == QP_OK && j < n_jobs; j++) {
+            mm_plan *pl = &plans[j];
+            if (pl->kind == MM_VECDOT || pl->n_full == pl->n_tok)
+                continue;
+            float *tail = tails + (size_t)t++ * tail_floats;
+            memset(tail, 0, tail_floats * sizeof(float));
+            for (int64_t r = pl->n_full; r < pl->n_tok; r++)
+                memcpy(tail + (r - pl->n_full) * K, pl->x + r * ldx, (size_t)K * sizeof(float));
+            pl->xtail = tail;
         }
         if (st == QP_OK)
             qp_parallel_for(nt, items, mm_worker, &c);
     }
     free(c.scratch);
-    free(xtail);
+    free(tails);
     for (int a = 0; a < n_act; a++)
         free(act[a].buf);
     free(plans);

@@ -29,28 +29,40 @@ typedef struct {
     const qp_rt_tensor *w;
     int64_t row0;   /* first weight row used (an expert's slice) */
     int64_t n_out;  /* rows used = output columns */
-    float *y;       /* [n_tok][ldy] */
+    float *y;       /* [job tokens][ldy] */
     int64_t ldy;
+    /* Activation rows of this job: x rows [x_row0, x_row0 + n_tok). With
+     * n_tok == 0 the job takes all the call's rows (x_row0 must be 0). */
+    int64_t x_row0, n_tok;
 } qp_rt_mm_job;
 
-/* Run every job over the same activations x ([n_tok][ldx], K = row_len
- * columns; all jobs must share K). One parallel region for all jobs, so
- * q/k/v or gate/up cost one thread launch. Fails only on NOMEM or a bad
- * job (QP_ERR_INTERNAL). */
+/* Run every job over rows of the same activations x ([n_tok][ldx], K =
+ * row_len columns; all jobs must share K). One parallel region for all
+ * jobs, so q/k/v, gate/up, or every expert of a layer cost one thread
+ * launch, and activations are quantized once per call. Fails only on
+ * NOMEM or a bad job (QP_ERR_INTERNAL). */
 qp_status qp_rt_matmul(const qp_rt_mm_job *jobs, int n_jobs, const float *x, int64_t ldx,
                        int64_t n_tok, int n_threads, qp_err *err);
+
+/* The same with the kernel family chosen by the caller (avx2 non-zero only
+ * when qp_cpu_get().avx2): the forward pass resolves it once per call,
+ * since CPU detection is not free. */
+qp_status qp_rt_matmul_sel(const qp_rt_mm_job *jobs, int n_jobs, const float *x, int64_t ldx,
+                           int64_t n_tok, int n_threads, int avx2, qp_err *err);
 
 /* Rows [row0, row0+n) of w as f32 (n * row_len floats). */
 void qp_rt_rows_to_f32(const qp_rt_tensor *w, int64_t row0, int64_t n, float *dst);
 
 /* ---- kernels (exposed for the twins test and the benchmark) ---- */
 
-/* y[i][j] = sum_k x[i][k] * panel[k][j] for a full 6x16 tile;
- * panel is k-major, 16 floats per k, 32-byte aligned. */
-typedef void (*qp_rt_tile_fn)(int64_t K, const float *x, int64_t ldx, const float *panel,
+/* y[i][j] = sum_k x[i][k] * panel[k*ldp + j] for a full 6x16 tile, k in
+ * order (so adding k terms that are exactly zero changes nothing). */
+typedef void (*qp_rt_tile_fn)(int64_t K, const float *x, int64_t ldx, const float *panel, int64_t ldp,
                               float *y, int64_t ldy);
-void qp_rt_tile_scalar(int64_t K, const float *x, int64_t ldx, const float *panel, float *y, int64_t ldy);
-void qp_rt_tile_avx2(int64_t K, const float *x, int64_t ldx, const float *panel, float *y, int64_t ldy);
+void qp_rt_tile_scalar(int64_t K, const float *x, int64_t ldx, const float *panel, int64_t ldp, float *y,
+                       int64_t ldy);
+void qp_rt_tile_avx2(int64_t K, const float *x, int64_t ldx, const float *panel, int64_t ldp, float *y,
+                     int64_t ldy);
 
 /* Widen and transpose rows of F32/F16/BF16 (n_rows <= 16, the rest of the
  * panel zero) into a k-major panel. */

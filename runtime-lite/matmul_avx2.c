@@ -9,7 +9,8 @@
 #include "common/qp_half.h"
 
 /* 6 tokens x 16 rows: 12 accumulators, 2 panel loads and 6 broadcasts per k. */
-void qp_rt_tile_avx2(int64_t K, const float *x, int64_t ldx, const float *panel, float *y, int64_t ldy)
+void qp_rt_tile_avx2(int64_t K, const float *x, int64_t ldx, const float *panel, int64_t ldp, float *y,
+                     int64_t ldy)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -20,8 +21,8 @@ void qp_rt_tile_avx2(int64_t K, const float *x, int64_t ldx, const float *panel,
     const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx;
     const float *x3 = x + 3 * ldx, *x4 = x + 4 * ldx, *x5 = x + 5 * ldx;
     for (int64_t k = 0; k < K; k++) {
-        const __m256 b0 = _mm256_load_ps(panel + 16 * k);
-        const __m256 b1 = _mm256_load_ps(panel + 16 * k + 8);
+        const __m256 b0 = _mm256_loadu_ps(panel + ldp * k);
+        const __m256 b1 = _mm256_loadu_ps(panel + ldp * k + 8);
         __m256 a;
         a = _mm256_broadcast_ss(x0 + k);
         c00 = _mm256_fmadd_ps(a, b0, c00);

@@ -368,6 +368,7 @@ qp_status qp_ppl_run(const qp_ppl_job *job, qp_ppl_summary *out, qp_err *err)
         quantiles(b.kld_all, acc.count, &out->kld_q);
         quantiles(b.p_diff_all, acc.count, &out->p_diff_q);
     }
+    out->n_ctx = n_ctx;
     out->seconds = t_model;
     out->tokens_per_second = t_model > 0 ? (double)(n_chunks * n_ctx) * (b.sb ? 2.0 : 1.0) / t_model : 0.0;
 done:

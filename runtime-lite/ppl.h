@@ -58,6 +58,7 @@ typedef struct {
     qp_ppl_stats stats;
     qp_ppl_quantiles kld_q;    /* when has_base */
     qp_ppl_quantiles p_diff_q; /* when has_base */
+    int64_t n_ctx;             /* tokens per chunk (the file's with base_logits) */
     double seconds;            /* wall time of the model passes */
     double tokens_per_second;  /* tokens run through the model per second */
 } qp_ppl_summary;

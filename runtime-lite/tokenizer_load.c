@@ -7,6 +7,8 @@
 #include "runtime-lite/tok_internal.h"
 
 #include <cjson/cJSON.h>
+
+#include "format/qp_json.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,10 +150,14 @@ qp_status qp_tokenizer_load_json(const char *path, qp_tokenizer **out, qp_err *e
     /* The settings are read from their own parse; the vocabulary parse in
      * hf_vocab costs ~70 ms more on a 150k vocabulary, which keeps both
      * modules independent. */
-    cJSON *root = cJSON_ParseWithLength(buf, len);
+    const char *end = NULL;
+    int oom = 0;
+    cJSON *root = qp_json_parse(buf, len, &end, &oom);
     char *regex = NULL;
     int ignore_merges = 0;
-    if (!root)
+    if (!root && oom)
+        st = qp_err_set(err, QP_ERR_NOMEM, path, "out of memory parsing %zu bytes of JSON", len);
+    else if (!root)
         st = qp_err_set(err, QP_ERR_BAD_INPUT, path, "not valid JSON");
     if (st == QP_OK)
         st = check_options(root, path, &ignore_merges, err);

@@ -3,7 +3,7 @@
 # Runs as root, or through sudo when available. Quiet when all are present.
 set -euo pipefail
 PKGS="build-essential cmake ninja-build pkg-config zlib1g-dev libzstd-dev libcjson-dev
-      libxxhash-dev libcmocka-dev libpcre2-dev libutf8proc-dev nodejs npm parallel libxml2-utils"
+      libxxhash-dev libcmocka-dev libpcre2-dev libutf8proc-dev nodejs npm parallel libxml2-utils clang valgrind"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -180,7 +180,14 @@ static void fill_from_file(qp_verify_tensor *vt, const qp_gguf_tensor *gt)
 qp_status qp_verify_against(const qp_verify_job *job, qp_verify_result *out, qp_err *err)
 {
     memset(out, 0, sizeof *out);
-    int64_t nf = qp_fileset_tensor_count(job->model), np = qp_plan_count(job->source);
+    int64_t first = 0, nf = qp_fileset_tensor_count(job->model), np = qp_plan_count(job->source);
+    if (job->select_file) {
+        if (job->file_index < 0 || job->file_index >= qp_fileset_file_count(job->model))
+            return qp_err_set(err, QP_ERR_USAGE, NULL, "file %d of a set of %d", job->file_index,
+                              qp_fileset_file_count(job->model));
+        first = qp_fileset_file_first(job->model, job->file_index);
+        nf = qp_fileset_file_tensors(job->model, job->file_index);
+    }
     out->t = calloc((size_t)(nf + np + 1), sizeof *out->t);
     char *seen = calloc((size_t)np + 1, 1);
     if (!out->t || !seen) {
@@ -190,7 +197,7 @@ qp_status qp_verify_against(const qp_verify_job *job, qp_verify_result *out, qp_
     }
     /* Total work in elements, for progress. */
     uint64_t total = 0, done = 0;
-    for (int64_t i = 0; i < nf; i++) {
+    for (int64_t i = first; i < first + nf; i++) {
         const qp_gguf_tensor *gt = qp_fileset_tensor_at(job->model, i, NULL);
         uint64_t e = 1;
         for (uint32_t d = 0; d < gt->n_dims; d++)
@@ -200,10 +207,11 @@ qp_status qp_verify_against(const qp_verify_job *job, qp_verify_result *out, qp_
     qp_terr_acc all;
     qp_terr_acc_init(&all);
     qp_status s = QP_OK;
-    for (int64_t i = 0; i < nf && s == QP_OK; i++) {
+    for (int64_t i = first; i < first + nf && s == QP_OK; i++) {
         const qp_gguf_tensor *gt = qp_fileset_tensor_at(job->model, i, NULL);
         qp_verify_tensor *vt = &out->t[out->n++];
         fill_from_file(vt, gt);
+        snprintf(vt->component, sizeof vt->component, "%s", job->component ? job->component : "");
         out->n_params += vt->n_elements;
         out->tensor_bytes += vt->bytes;
         int64_t pi = gt->name.len < sizeof vt->name ? qp_plan_find(job->source, vt->name) : -1;
@@ -237,6 +245,7 @@ qp_status qp_verify_against(const qp_verify_job *job, qp_verify_result *out, qp_
         const qp_plan_tensor *pt = qp_plan_at(job->source, p);
         qp_verify_tensor *vt = &out->t[out->n++];
         snprintf(vt->name, sizeof vt->name, "%s", pt->name);
+        snprintf(vt->component, sizeof vt->component, "%s", job->component ? job->component : "");
         qp_verify_name_split(vt->name, &vt->layer, vt->kind, sizeof vt->kind);
         vt->status = QP_VT_MISSING;
         snprintf(vt->note, sizeof vt->note, "in the source checkpoint, not in the file");
@@ -263,6 +272,28 @@ qp_status qp_verify_against(const qp_verify_job *job, qp_verify_result *out, qp_
         }
         out->n_compared += out->t[i].compared;
     }
+    out->total_acc = all;
     qp_terr_finish(&all, &out->total);
+    return QP_OK;
+}
+
+qp_status qp_verify_result_append(qp_verify_result *dst, qp_verify_result *src, qp_err *err)
+{
+    qp_verify_tensor *t = realloc(dst->t, (size_t)(dst->n + src->n + 1) * sizeof *t);
+    if (!t)
+        return qp_err_set(err, QP_ERR_NOMEM, NULL, "out of memory");
+    dst->t = t;
+    memcpy(dst->t + dst->n, src->t, (size_t)src->n * sizeof *t);
+    dst->n += src->n;
+    dst->n_compared += src->n_compared;
+    dst->n_missing += src->n_missing;
+    dst->n_extra += src->n_extra;
+    dst->n_bad += src->n_bad;
+    dst->n_params += src->n_params;
+    dst->tensor_bytes += src->tensor_bytes;
+    qp_terr_acc_merge(&dst->total_acc, &src->total_acc);
+    qp_terr_finish(&dst->total_acc, &dst->total);
+    free(src->t); /* the expert arrays now belong to dst */
+    memset(src, 0, sizeof *src);
     return QP_OK;
 }

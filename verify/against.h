@@ -32,6 +32,7 @@ const char *qp_vt_status_name(qp_vt_status s); /* "ok", "missing", ... */
 
 typedef struct {
     char name[128];
+    char component[16];     /* Omni set member ("thinker", "talker", ...); "" otherwise */
     qp_vt_status status;
     char note[200];         /* why, for a non-ok status */
     int layer;              /* blk.N -> N; -1 for other tensors */
@@ -53,6 +54,7 @@ typedef struct {
     int64_t n;
     int64_t n_compared, n_missing, n_extra, n_bad; /* bad: shape, nonfinite, unsupported */
     qp_terr total;          /* every compared element together */
+    qp_terr_acc total_acc;  /* its sums (to merge results) */
     int64_t n_params;       /* elements in the file */
     uint64_t tensor_bytes;  /* tensor bytes in the file */
 } qp_verify_result;
@@ -65,6 +67,9 @@ typedef int (*qp_verify_imp_fn)(void *ctx, const char *name, int64_t expert, int
 
 typedef struct {
     const qp_fileset *model;
+    int select_file;               /* 0: the whole set; 1: only file `file_index` of it */
+    int file_index;
+    const char *component;         /* recorded in each result tensor (may be NULL) */
     const qp_plan *source;
     qp_verify_imp_fn importance;   /* NULL: no weighted error */
     void *importance_ctx;
@@ -78,6 +83,10 @@ typedef struct {
  * file's tensors in file order, then the missing ones in source order. */
 qp_status qp_verify_against(const qp_verify_job *job, qp_verify_result *out, qp_err *err);
 void qp_verify_result_free(qp_verify_result *r); /* accepts NULL; frees contents */
+
+/* Move src's tensors to the end of dst and add up the counts and sums (to
+ * report the members of an Omni set together); src is left empty. */
+qp_status qp_verify_result_append(qp_verify_result *dst, qp_verify_result *src, qp_err *err);
 
 /* Split a GGUF tensor name into layer and kind ("blk.3.attn_q.weight" ->
  * 3, "attn_q"; "token_embd.weight" -> -1, "token_embd"). */

@@ -1,65 +1,50 @@
-/* fileset.c - open a single GGUF or a whole llama.cpp split set. */
+/* fileset.c - open a single GGUF, a whole llama.cpp split set or a whole
+ * Qwen3-Omni set. */
 #include "verify/fileset.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SPLIT_NO "split.no"
-#define SPLIT_COUNT "split.count"
-#define SPLIT_TENSORS "split.tensors.count"
-/* gguf-split writes at most 99999 shards (five digits). */
-#define SPLIT_MAX 99999
+#include "format/gguf_set.h"
+
+#define OMNI_FILES "qpack.omni.files"
+#define OMNI_COMPONENTS "qpack.omni.components"
+#define OMNI_COMPONENT "qpack.omni.component"
+#define OMNI_SRC_COUNT "qpack.omni.source_tensor_count"
+#define OMNI_SRC_HERE "qpack.omni.source_tensors_here"
+#define OMNI_TENSOR_SOURCES "qpack.omni.tensor_sources"
+/* More members than any layout qpack writes, few enough to stay bounded. */
+#define OMNI_MAX 16
 
 struct qp_fileset {
     qp_fileset_kind kind;
     int n_files;
     qp_gguf **files;
     char **paths;
+    char **roles;   /* Omni roles, else NULL */
+    qp_gguf_set *split; /* split sets: owns the files */
     int64_t n_tensors;
     int64_t *first; /* first set index of each shard's tensors, n_files + 1 */
 };
-
-static int all_digits(const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isdigit((unsigned char)p[i]))
-            return 0;
-    return 1;
-}
-
-int qp_fileset_parse_split_name(const char *path, int *index1, int *count, size_t *prefix_len)
-{
-    /* "-NNNNN-of-MMMMM.gguf" is 20 characters. */
-    size_t n = strlen(path);
-    if (n < 21)
-        return 0;
-    const char *t = path + n - 20;
-    if (t[0] != '-' || memcmp(t + 6, "-of-", 4) != 0 || strcmp(t + 15, ".gguf") != 0 ||
-        !all_digits(t + 1, 5) || !all_digits(t + 10, 5))
-        return 0;
-    int i = atoi(t + 1), c = atoi(t + 10);
-    if (i < 1 || c < 1 || i > c)
-        return 0;
-    *index1 = i;
-    *count = c;
-    *prefix_len = n - 20;
-    return 1;
-}
 
 void qp_fileset_close(qp_fileset *s)
 {
     if (!s)
         return;
     for (int i = 0; i < s->n_files; i++) {
-        qp_gguf_close(s->files[i]);
+        if (!s->split)
+            qp_gguf_close(s->files[i]);
         free(s->paths[i]);
+        if (s->roles)
+            free(s->roles[i]);
     }
+    free(s->roles);
     free(s->files);
     free(s->paths);
     free(s->first);
+    qp_gguf_set_close(s->split);
     free(s);
 }
 
@@ -79,125 +64,178 @@ static qp_fileset *alloc_set(int n)
     return s;
 }
 
-/* A split key as an unsigned integer; 0 when absent or not an integer. */
-static int split_key(const qp_gguf *g, const char *key, uint64_t *v)
+/* A split set through format/gguf_set.h, which checks that it is complete
+ * and consistent; here only the failure to find a shard is reworded. */
+static qp_status open_split(const char *path, qp_fileset **out, qp_err *err)
 {
-    int64_t i = qp_gguf_find_key(g, key);
-    return i >= 0 && qp_gguf_kv_as_u64(g, i, v);
-}
-
-static qp_status check_no_duplicates(const qp_fileset *s, int shard, qp_err *err)
-{
-    const qp_gguf *g = s->files[shard];
-    char stack[512];
-    for (int64_t t = 0; t < qp_gguf_tensor_count(g); t++) {
-        const qp_gguf_tensor *ti = qp_gguf_tensor_at(g, t);
-        char *name = ti->name.len < sizeof stack ? stack : malloc(ti->name.len + 1);
-        if (!name)
-            return qp_err_set(err, QP_ERR_NOMEM, s->paths[shard], "out of memory");
-        memcpy(name, ti->name.ptr, ti->name.len);
-        name[ti->name.len] = '\0';
-        int dup = -1;
-        for (int j = 0; j < shard && dup < 0; j++)
-            if (qp_gguf_find_tensor(s->files[j], name))
-                dup = j;
-        qp_status st = QP_OK;
-        if (dup >= 0) {
-            st = qp_err_set(err, QP_ERR_BAD_INPUT, s->paths[shard], "tensor also in shard %s", s->paths[dup]);
-            qp_err_set_tensor(err, name);
-        }
-        if (name != stack)
-            free(name);
-        if (st != QP_OK)
-            return st;
+    qp_gguf_set *gs = NULL;
+    qp_status st = qp_gguf_set_open(path, &gs, err);
+    if (st == QP_ERR_IO && err && err->sys_errno == ENOENT) {
+        char missing[sizeof err->path];
+        snprintf(missing, sizeof missing, "%s", err->path);
+        return qp_err_set(err, QP_ERR_BAD_INPUT, missing, "this shard of the split set is missing");
     }
-    return QP_OK;
-}
-
-static qp_status open_split(const char *path, uint64_t count, qp_fileset **out, qp_err *err)
-{
-    int idx1, cnt;
-    size_t plen;
-    if (!qp_fileset_parse_split_name(path, &idx1, &cnt, &plen))
-        return qp_err_set(err, QP_ERR_BAD_INPUT, path,
-                          "has split.count %llu but is not named <prefix>-NNNNN-of-NNNNN.gguf",
-                          (unsigned long long)count);
-    if ((uint64_t)cnt != count)
-        return qp_err_set(err, QP_ERR_BAD_INPUT, path, "named as one of %d shards but split.count is %llu",
-                          cnt, (unsigned long long)count);
-    qp_fileset *s = alloc_set(cnt);
-    if (!s)
-        return qp_err_set(err, QP_ERR_NOMEM, path, "out of memory");
-    s->kind = QP_FILESET_SPLIT;
-    qp_status st = QP_OK;
-    uint64_t total = 0;
-    for (int i = 0; i < cnt && st == QP_OK; i++) {
-        size_t n = plen + 21;
-        s->paths[i] = malloc(n);
-        if (!s->paths[i]) {
-            st = qp_err_set(err, QP_ERR_NOMEM, path, "out of memory");
-            break;
-        }
-        snprintf(s->paths[i], n, "%.*s-%05d-of-%05d.gguf", (int)plen, path, i + 1, cnt);
-        st = qp_gguf_open(s->paths[i], &s->files[i], err);
-        if (st == QP_ERR_IO && err && err->sys_errno == ENOENT) {
-            st = qp_err_set(err, QP_ERR_BAD_INPUT, s->paths[i], "shard %d of %d is missing", i + 1, cnt);
-            break;
-        }
-        if (st != QP_OK)
-            break;
-        uint64_t no, c, tc;
-        const qp_gguf *g = s->files[i];
-        if (!split_key(g, SPLIT_NO, &no) || !split_key(g, SPLIT_COUNT, &c))
-            st = qp_err_set(err, QP_ERR_BAD_INPUT, s->paths[i], "shard has no split.no/split.count keys");
-        else if (no != (uint64_t)i || c != (uint64_t)cnt)
-            st = qp_err_set(err, QP_ERR_BAD_INPUT, s->paths[i],
-                            "shard says split.no %llu of split.count %llu, its name says %d of %d",
-                            (unsigned long long)no, (unsigned long long)c, i, cnt);
-        else if (i == 0 && !split_key(g, SPLIT_TENSORS, &total))
-            st = qp_err_set(err, QP_ERR_BAD_INPUT, s->paths[i], "first shard has no split.tensors.count");
-        else if (i > 0 && split_key(g, SPLIT_TENSORS, &tc) && tc != total)
-            st = qp_err_set(err, QP_ERR_BAD_INPUT, s->paths[i],
-                            "split.tensors.count %llu differs from the first shard's %llu",
-                            (unsigned long long)tc, (unsigned long long)total);
-        if (st == QP_OK)
-            st = check_no_duplicates(s, i, err);
-        s->first[i + 1] = s->first[i] + qp_gguf_tensor_count(g);
-    }
-    if (st == QP_OK && (uint64_t)s->first[cnt] != total)
-        st = qp_err_set(err, QP_ERR_BAD_INPUT, s->paths[0],
-                        "the %d shards hold %lld tensors but split.tensors.count is %llu", cnt,
-                        (long long)s->first[cnt], (unsigned long long)total);
-    if (st != QP_OK) {
-        qp_fileset_close(s);
+    if (st != QP_OK)
         return st;
+    int n = qp_gguf_set_file_count(gs);
+    qp_fileset *s = alloc_set(n);
+    if (!s) {
+        qp_gguf_set_close(gs);
+        return qp_err_set(err, QP_ERR_NOMEM, path, "out of memory");
     }
-    s->n_tensors = s->first[cnt];
+    s->kind = QP_FILESET_SPLIT;
+    s->split = gs;
+    for (int i = 0; i < n; i++) {
+        s->files[i] = (qp_gguf *)qp_gguf_set_file(gs, i);
+        s->paths[i] = strdup(qp_gguf_path(s->files[i]));
+        if (!s->paths[i]) {
+            qp_fileset_close(s);
+            return qp_err_set(err, QP_ERR_NOMEM, path, "out of memory");
+        }
+        s->first[i + 1] = s->first[i] + qp_gguf_tensor_count(s->files[i]);
+    }
+    s->n_tensors = s->first[n];
     *out = s;
     return QP_OK;
 }
 
-qp_status qp_fileset_open(const char *path, qp_fileset **out, qp_err *err)
+/* ------------------------------------------------------------ omni sets */
+
+static int str_eq(qp_gguf_str a, qp_gguf_str b)
 {
-    *out = NULL;
-    qp_gguf *g = NULL;
-    qp_status st = qp_gguf_open(path, &g, err);
-    if (st != QP_OK)
-        return st;
-    uint64_t count = 0;
-    int has_split = split_key(g, SPLIT_COUNT, &count);
-    if (has_split && (count < 1 || count > SPLIT_MAX)) {
-        qp_gguf_close(g);
-        return qp_err_set(err, QP_ERR_BAD_INPUT, path, "split.count %llu out of range 1..%d",
-                          (unsigned long long)count, SPLIT_MAX);
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+static int str_is(qp_gguf_str a, const char *b)
+{
+    size_t n = strlen(b);
+    return a.len == n && memcmp(a.ptr, b, n) == 0;
+}
+
+/* The string array `key` of g: its key index, or -1 when absent/not strings. */
+static int64_t str_array(const qp_gguf *g, const char *key, uint64_t *len)
+{
+    int64_t k = qp_gguf_find_key(g, key);
+    if (k < 0 || qp_gguf_kv_type(g, k) != QP_GGUF_ARRAY || qp_gguf_arr_type(g, k) != QP_GGUF_STRING)
+        return -1;
+    *len = qp_gguf_arr_len(g, k);
+    return k;
+}
+
+/* Same manifest (files and components arrays) in a and b. */
+static int same_manifest(const qp_gguf *a, const qp_gguf *b)
+{
+    const char *keys[2] = {OMNI_FILES, OMNI_COMPONENTS};
+    for (int k = 0; k < 2; k++) {
+        uint64_t na = 0, nb = 0;
+        int64_t ia = str_array(a, keys[k], &na), ib = str_array(b, keys[k], &nb);
+        if (ia < 0 || ib < 0 || na != nb)
+            return 0;
+        for (uint64_t j = 0; j < na; j++)
+            if (!str_eq(qp_gguf_arr_str(a, ia, j), qp_gguf_arr_str(b, ib, j)))
+                return 0;
     }
-    if (has_split) {
-        /* Reopen every shard by name (including this one) so the set is
-         * uniform; the extra mapping of one file is cheap. */
-        st = open_split(path, count, out, err);
-        qp_gguf_close(g);
+    return 1;
+}
+
+static qp_status check_member(qp_fileset *s, int i, const qp_gguf *first, int64_t ic, uint64_t *src_here,
+                              qp_err *err)
+{
+    const qp_gguf *g = s->files[i];
+    const char *p = s->paths[i];
+    qp_gguf_str role;
+    uint64_t n;
+    if (!same_manifest(g, first))
+        return qp_err_set(err, QP_ERR_BAD_INPUT, p, "its qpack.omni manifest differs from %s's", s->paths[0]);
+    if (!qp_gguf_get_str(g, OMNI_COMPONENT, &role) || !str_eq(role, qp_gguf_arr_str(first, ic, (uint64_t)i)))
+        return qp_err_set(err, QP_ERR_BAD_INPUT, p, "qpack.omni.component is not '%s' as the manifest says",
+                          s->roles[i]);
+    int64_t ts = str_array(g, OMNI_TENSOR_SOURCES, &n);
+    if (ts >= 0 && n != (uint64_t)qp_gguf_tensor_count(g))
+        return qp_err_set(err, QP_ERR_BAD_INPUT, p, "%llu qpack.omni.tensor_sources entries for %lld tensors",
+                          (unsigned long long)n, (long long)qp_gguf_tensor_count(g));
+    if (!qp_gguf_get_u64(g, OMNI_SRC_HERE, src_here))
+        return qp_err_set(err, QP_ERR_BAD_INPUT, p, "no %s", OMNI_SRC_HERE);
+    return QP_OK;
+}
+
+static qp_status open_omni(const char *path, const qp_gguf *g, qp_fileset **out, qp_err *err)
+{
+    uint64_t nf = 0, nc = 0;
+    int64_t kf = str_array(g, OMNI_FILES, &nf), kc = str_array(g, OMNI_COMPONENTS, &nc);
+    if (kf < 0 || kc < 0 || nf != nc || nf < 1 || nf > OMNI_MAX)
+        return qp_err_set(err, QP_ERR_BAD_INPUT, path, "incomplete qpack.omni manifest (%s and %s must be string "
+                          "arrays of the same length, 1..%d)", OMNI_FILES, OMNI_COMPONENTS, OMNI_MAX);
+    const char *slash = strrchr(path, '/');
+    size_t dir_len = slash ? (size_t)(slash - path + 1) : 0;
+    const char *self = path + dir_len;
+    int self_index = -1;
+    for (uint64_t i = 0; i < nf; i++) {
+        qp_gguf_str f = qp_gguf_arr_str(g, kf, i);
+        /* Members live next to each other: a bare file name, nothing else. */
+        if (f.len == 0 || f.len > 255 || memchr(f.ptr, '/', f.len) || memchr(f.ptr, '\0', f.len) ||
+            str_is(f, ".") || str_is(f, ".."))
+            return qp_err_set(err, QP_ERR_BAD_INPUT, path, "qpack.omni.files entry %llu is not a file name",
+                              (unsigned long long)i);
+        if (str_is(f, self))
+            self_index = (int)i;
+    }
+    if (self_index < 0)
+        return qp_err_set(err, QP_ERR_BAD_INPUT, path, "its name is not in its own qpack.omni.files manifest");
+    qp_fileset *s = alloc_set((int)nf);
+    if (s)
+        s->roles = calloc(nf, sizeof *s->roles);
+    if (!s || !s->roles) {
+        qp_fileset_close(s);
+        return qp_err_set(err, QP_ERR_NOMEM, path, "out of memory");
+    }
+    s->kind = QP_FILESET_OMNI;
+    qp_status st = QP_OK;
+    for (uint64_t i = 0; i < nf && st == QP_OK; i++) {
+        qp_gguf_str f = qp_gguf_arr_str(g, kf, i), r = qp_gguf_arr_str(g, kc, i);
+        s->paths[i] = malloc(dir_len + f.len + 1);
+        s->roles[i] = malloc(r.len + 1);
+        if (!s->paths[i] || !s->roles[i]) {
+            st = qp_err_set(err, QP_ERR_NOMEM, path, "out of memory");
+            break;
+        }
+        memcpy(s->paths[i], path, dir_len);
+        memcpy(s->paths[i] + dir_len, f.ptr, f.len);
+        s->paths[i][dir_len + f.len] = '\0';
+        memcpy(s->roles[i], r.ptr, r.len);
+        s->roles[i][r.len] = '\0';
+        st = qp_gguf_open(s->paths[i], &s->files[i], err);
+        if (st == QP_ERR_IO && err && err->sys_errno == ENOENT)
+            st = qp_err_set(err, QP_ERR_BAD_INPUT, s->paths[i], "member '%s' of the Omni set is missing",
+                            s->roles[i]);
+    }
+    uint64_t total = 0, sum = 0;
+    if (st == QP_OK && !qp_gguf_get_u64(g, OMNI_SRC_COUNT, &total))
+        st = qp_err_set(err, QP_ERR_BAD_INPUT, path, "no %s", OMNI_SRC_COUNT);
+    for (uint64_t i = 0; i < nf && st == QP_OK; i++) {
+        uint64_t here = 0, t = 0;
+        st = check_member(s, (int)i, g, kc, &here, err);
+        if (st == QP_OK && (!qp_gguf_get_u64(s->files[i], OMNI_SRC_COUNT, &t) || t != total))
+            st = qp_err_set(err, QP_ERR_BAD_INPUT, s->paths[i], "%s differs from %s's", OMNI_SRC_COUNT, path);
+        sum += here;
+        s->first[i + 1] = s->first[i] + qp_gguf_tensor_count(s->files[i]);
+    }
+    if (st == QP_OK && sum != total)
+        st = qp_err_set(err, QP_ERR_BAD_INPUT, path,
+                        "the members hold %llu source tensors but the source had %llu: some are in no file",
+                        (unsigned long long)sum, (unsigned long long)total);
+    if (st != QP_OK) {
+        qp_fileset_close(s);
         return st;
     }
+    s->n_tensors = s->first[nf];
+    *out = s;
+    return QP_OK;
+}
+
+/* A set of the one file g (taken over, closed on failure). */
+static qp_status single(const char *path, qp_gguf *g, qp_fileset **out, qp_err *err)
+{
     qp_fileset *s = alloc_set(1);
     char *p = strdup(path);
     if (!s || !p) {
@@ -212,6 +250,48 @@ qp_status qp_fileset_open(const char *path, qp_fileset **out, qp_err *err)
     s->n_tensors = s->first[1] = qp_gguf_tensor_count(g);
     *out = s;
     return QP_OK;
+}
+
+qp_status qp_fileset_open(const char *path, qp_fileset **out, qp_err *err)
+{
+    *out = NULL;
+    qp_gguf *g = NULL;
+    qp_status st = qp_gguf_open(path, &g, err);
+    if (st != QP_OK)
+        return st;
+    if (qp_gguf_find_key(g, OMNI_FILES) >= 0) {
+        st = open_omni(path, g, out, err);
+        qp_gguf_close(g);
+        return st;
+    }
+    /* A shard (by its name, as llama.cpp finds them) opens the whole set;
+     * split keys on a file not named like a shard are an error, not a
+     * silently partial model. */
+    char first[16];
+    int k, n;
+    uint64_t count = 0;
+    int named = qp_gguf_split_parse(path, first, sizeof first, &k, &n);
+    if (!named && qp_gguf_get_u64(g, "split.count", &count) && count > 1) {
+        qp_gguf_close(g);
+        return qp_err_set(err, QP_ERR_BAD_INPUT, path,
+                          "has split.count %llu but is not named <prefix>-NNNNN-of-NNNNN.gguf",
+                          (unsigned long long)count);
+    }
+    if (named) {
+        qp_gguf_close(g);
+        return open_split(path, out, err);
+    }
+    return single(path, g, out, err);
+}
+
+qp_status qp_fileset_open_file(const char *path, qp_fileset **out, qp_err *err)
+{
+    *out = NULL;
+    qp_gguf *g = NULL;
+    qp_status st = qp_gguf_open(path, &g, err);
+    if (st != QP_OK)
+        return st;
+    return single(path, g, out, err);
 }
 
 qp_fileset_kind qp_fileset_kind_of(const qp_fileset *s)
@@ -237,6 +317,21 @@ const char *qp_fileset_path(const qp_fileset *s, int i)
 const qp_gguf *qp_fileset_meta(const qp_fileset *s)
 {
     return s->files[0];
+}
+
+const char *qp_fileset_role(const qp_fileset *s, int i)
+{
+    return s->roles && i >= 0 && i < s->n_files ? s->roles[i] : "";
+}
+
+int64_t qp_fileset_file_first(const qp_fileset *s, int i)
+{
+    return i >= 0 && i < s->n_files ? s->first[i] : 0;
+}
+
+int64_t qp_fileset_file_tensors(const qp_fileset *s, int i)
+{
+    return i >= 0 && i < s->n_files ? s->first[i + 1] - s->first[i] : 0;
 }
 
 int64_t qp_fileset_tensor_count(const qp_fileset *s)

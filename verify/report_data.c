@@ -42,12 +42,15 @@ static void count_layers(qp_report_data *r)
 
 qp_status qp_report_set_model(qp_report_data *r, const qp_fileset *set, const char *path, qp_err *err)
 {
-    int64_t n = qp_fileset_tensor_count(set);
+    /* The members of an Omni set are separate models: report the thinker. */
+    int omni = qp_fileset_kind_of(set) == QP_FILESET_OMNI;
+    int64_t first = omni ? qp_fileset_file_first(set, 0) : 0;
+    int64_t n = omni ? qp_fileset_file_tensors(set, 0) : qp_fileset_tensor_count(set);
     qp_report_tensor *t = calloc((size_t)(n ? n : 1), sizeof *t);
     if (!t)
         return qp_err_set(err, QP_ERR_NOMEM, path, "out of memory");
     for (int64_t i = 0; i < n; i++) {
-        const qp_gguf_tensor *gt = qp_fileset_tensor_at(set, i, NULL);
+        const qp_gguf_tensor *gt = qp_fileset_tensor_at(set, first + i, NULL);
         copy_str(t[i].name, sizeof t[i].name, gt->name.ptr, gt->name.len);
         qp_verify_name_split(t[i].name, &t[i].layer, t[i].kind, sizeof t[i].kind);
         t[i].type = gt->type;
@@ -62,8 +65,8 @@ qp_status qp_report_set_model(qp_report_data *r, const qp_fileset *set, const ch
     r->n_t = n;
     r->has_model = 1;
     snprintf(r->model_path, sizeof r->model_path, "%s", path);
-    r->n_files = qp_fileset_file_count(set);
-    r->file_bytes = qp_fileset_bytes(set);
+    r->n_files = omni ? 1 : qp_fileset_file_count(set);
+    r->file_bytes = omni ? qp_gguf_file_size(qp_fileset_file(set, 0)) : qp_fileset_bytes(set);
     const qp_gguf *g = qp_fileset_meta(set);
     qp_gguf_str s;
     r->arch[0] = r->model_name[0] = '\0';
@@ -81,28 +84,37 @@ qp_status qp_report_set_errors(qp_report_data *r, const qp_verify_result *v, con
     if (!t)
         return qp_err_set(err, QP_ERR_NOMEM, source, "out of memory");
     r->has_weighted = 0;
+    r->n_missing = r->n_extra = r->n_bad = 0;
+    /* Of an Omni set, the thinker (as qp_report_set_model). */
+    int only_thinker = 0;
+    for (int64_t i = 0; i < v->n; i++)
+        only_thinker |= v->t[i].component[0] != '\0';
+    int64_t n = 0;
     for (int64_t i = 0; i < v->n; i++) {
         const qp_verify_tensor *x = &v->t[i];
-        snprintf(t[i].name, sizeof t[i].name, "%s", x->name);
-        t[i].layer = x->layer;
-        snprintf(t[i].kind, sizeof t[i].kind, "%s", x->kind);
-        t[i].type = x->status == QP_VT_MISSING ? UINT32_MAX : x->type;
-        t[i].n_elements = x->n_elements;
-        t[i].bytes = x->bytes;
-        t[i].has_err = x->compared;
-        t[i].err = x->err;
-        t[i].status = qp_vt_status_name(x->status);
+        if (only_thinker && strcmp(x->component, "thinker") != 0)
+            continue;
+        qp_report_tensor *y = &t[n++];
+        snprintf(y->name, sizeof y->name, "%s", x->name);
+        y->layer = x->layer;
+        snprintf(y->kind, sizeof y->kind, "%s", x->kind);
+        y->type = x->status == QP_VT_MISSING ? UINT32_MAX : x->type;
+        y->n_elements = x->n_elements;
+        y->bytes = x->bytes;
+        y->has_err = x->compared;
+        y->err = x->err;
+        y->status = qp_vt_status_name(x->status);
         if (x->compared && x->err.has_weighted)
             r->has_weighted = 1;
+        r->n_missing += x->status == QP_VT_MISSING;
+        r->n_extra += x->status == QP_VT_EXTRA;
+        r->n_bad += x->status != QP_VT_OK && x->status != QP_VT_MISSING && x->status != QP_VT_EXTRA;
     }
     free(r->t);
     r->t = t;
-    r->n_t = v->n;
+    r->n_t = n;
     r->has_errors = 1;
-    r->total_err = v->total;
-    r->n_missing = v->n_missing;
-    r->n_extra = v->n_extra;
-    r->n_bad = v->n_bad;
+    r->total_err = v->total; /* for an Omni set: of every member compared */
     snprintf(r->source_path, sizeof r->source_path, "%s", source);
     count_layers(r);
     return QP_OK;

@@ -75,10 +75,13 @@ typedef struct {
 void qp_report_init(qp_report_data *r);
 void qp_report_free(qp_report_data *r); /* accepts NULL; frees contents */
 
-/* Tensors, types and sizes of a quantized file or set. */
+/* Tensors, types and sizes of a quantized file or set (of an Omni set, its
+ * thinker: the members are separate models). */
 qp_status qp_report_set_model(qp_report_data *r, const qp_fileset *set, const char *path, qp_err *err);
 /* Per-tensor error from verify (replaces the tensor list: the result also
- * names missing tensors). `source` is the path compared with. */
+ * names missing tensors). `source` is the path compared with. Tensors of
+ * Omni members other than the thinker are left out; the whole-model figure
+ * is the result's total, so give a result of the thinker alone. */
 qp_status qp_report_set_errors(qp_report_data *r, const qp_verify_result *v, const char *source, qp_err *err);
 /* Tokens per expert per layer: the counts of the stacked expert entries
  * (ffn_gate_exps, else ffn_up_exps, else ffn_down_exps) of each layer. A

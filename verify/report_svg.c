@@ -102,7 +102,7 @@ static void patterns(qp_sb *b, const char *id)
     qp_sb_printf(b, "<pattern id=\"%s-cross\" patternUnits=\"userSpaceOnUse\" width=\"7\" height=\"7\" "
                     "patternTransform=\"rotate(45)\"><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"7\" stroke=\"#000\" "
                     "stroke-width=\"1.6\" stroke-opacity=\"0.6\"/><line x1=\"0\" y1=\"0\" x2=\"7\" y2=\"0\" "
-                    "stroke=\"#000\" stroke-width=\"1.6\" stroke-opacity=\"0.6\"/></pattern>\n",
+                    "stroke=\"#000\" stroke-width=\"1.6\" stroke-opacity=\"0.6\"/></pattern>\n</defs>\n",
                  id);
 }
 
@@ -286,8 +286,8 @@ void qp_svg_bars_write(qp_sb *b, const qp_svg_bars *c)
     double step = nice_step(vmax * 1.1, 5);
     vmax = ceil(vmax * 1.1 / step) * step;
     double bw = c->n ? 880.0 / c->n : 40;
-    if (bw > 44)
-        bw = 44;
+    if (bw > 64)
+        bw = 64;
     if (bw < 8)
         bw = 8;
     int lab_len = max_len(c->labels, c->n);

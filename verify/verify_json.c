@@ -47,6 +47,8 @@ static cJSON *tensor_json(const qp_verify_tensor *t)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", t->name);
+    if (t->component[0])
+        cJSON_AddStringToObject(o, "component", t->component);
     cJSON_AddStringToObject(o, "status", qp_vt_status_name(t->status));
     if (t->status != QP_VT_OK)
         cJSON_AddStringToObject(o, "note", t->note);
@@ -79,10 +81,16 @@ static void add_set(cJSON *root, const qp_verify_json_in *in)
 {
     cJSON *set = cJSON_AddObjectToObject(root, "set");
     const qp_fileset *s = in->set;
-    cJSON_AddStringToObject(set, "kind", qp_fileset_kind_of(s) == QP_FILESET_SPLIT ? "split" : "single");
+    qp_fileset_kind k = qp_fileset_kind_of(s);
+    cJSON_AddStringToObject(set, "kind", k == QP_FILESET_SPLIT ? "split" : k == QP_FILESET_OMNI ? "omni" : "single");
     cJSON *files = cJSON_AddArrayToObject(set, "files");
     for (int i = 0; i < qp_fileset_file_count(s); i++)
         cJSON_AddItemToArray(files, cJSON_CreateString(qp_fileset_path(s, i)));
+    if (k == QP_FILESET_OMNI) {
+        cJSON *roles = cJSON_AddArrayToObject(set, "components");
+        for (int i = 0; i < qp_fileset_file_count(s); i++)
+            cJSON_AddItemToArray(roles, cJSON_CreateString(qp_fileset_role(s, i)));
+    }
     cJSON_AddNumberToObject(set, "bytes", (double)qp_fileset_bytes(s));
     cJSON_AddNumberToObject(set, "tensors", (double)qp_fileset_tensor_count(s));
 }
@@ -149,7 +157,8 @@ char *qp_verify_json(const qp_verify_json_in *in)
     } else if (in->set) {
         /* Structure only: the table of what the set holds. */
         for (int64_t i = 0; i < qp_fileset_tensor_count(in->set); i++) {
-            const qp_gguf_tensor *gt = qp_fileset_tensor_at(in->set, i, NULL);
+            int file = 0;
+            const qp_gguf_tensor *gt = qp_fileset_tensor_at(in->set, i, &file);
             cJSON *o = cJSON_CreateObject();
             char *name = cJSON_malloc(gt->name.len + 1);
             if (name) {
@@ -159,6 +168,7 @@ char *qp_verify_json(const qp_verify_json_in *in)
                 cJSON_AddStringToObject(o, "name", name);
                 cJSON_free(name);
             }
+            cJSON_AddNumberToObject(o, "file", file);
             cJSON_AddStringToObject(o, "type", qp_ggml_type_name(gt->type));
             cJSON_AddItemToObject(o, "shape", shape(gt->n_dims, gt->ne));
             cJSON_AddNumberToObject(o, "bytes", (double)gt->nbytes);

@@ -2,7 +2,7 @@
  * model's shape, in the Hub layout, for conversion benchmarks at scale.
  *
  *   gen_checkpoint --preset qwen3-235b-a22b --layers 2 --out DIR
- *                  [--experts N] [--shard-size 5G] [--dtype bf16|fp8]
+ *                  [--experts N] [--vocab N] [--shard-size 5G] [--dtype bf16|fp8]
  *                  [--seed S] [-t THREADS]
  *
  * Output: model-0000i-of-0000N.safetensors shards of about --shard-size
@@ -15,8 +15,8 @@
  *
  * Weights are deterministic functions of (seed, tensor name, row, column):
  * the same bytes for any thread count or chunking. Values are heavy-tailed
- * (an approximately normal variate times a rare large factor, kurtosis ~6)
- * with a per-row scale and 1 row in 256 four times larger, so quantizers
+ * (an approximately normal variate times a rare large factor; kurtosis ~13
+ * with the per-row scales and 1 row in 256 four times larger), so quantizers
  * see outliers as in trained weights. Memory is constant: each work item
  * is at most a few MB of rows, generated and pwritten by worker threads.
  * Not a test; tests/bench/bench_convert.sh drives it. */
@@ -96,10 +96,17 @@ static uint32_t name_seed(const char *s, uint32_t seed)
 }
 
 /* One row of a tensor as f32. The inner loop has no branches or calls, so
- * the compiler vectorizes it: two hashes give four 16-bit uniforms; three
+ * the compiler vectorizes it (an AVX2 clone is picked at load time where
+ * the CPU has it): two hashes give four 16-bit uniforms; three
  * sum to a bell shape (Irwin-Hall, scaled to unit variance), the fourth
  * gives a factor 1 + 3u^8 that is large for ~13% of elements. */
-static void gen_row(const tspec *t, int64_t row, float *out)
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define QP_GEN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define QP_GEN_CLONES
+#endif
+
+QP_GEN_CLONES static void gen_row(const tspec *t, int64_t row, float *out)
 {
     uint32_t k1 = mix32(t->seed ^ mix32((uint32_t)row * 0x9e3779b9u + (uint32_t)(row >> 32)));
     uint32_t k2 = mix32(k1 ^ 0x68e31da4u);
@@ -122,7 +129,7 @@ static void gen_row(const tspec *t, int64_t row, float *out)
     }
 }
 
-static void to_bf16(const float *x, int64_t n, uint16_t *dst)
+QP_GEN_CLONES static void to_bf16(const float *x, int64_t n, uint16_t *dst)
 {
     for (int64_t i = 0; i < n; i++) { /* round to nearest even; no NaN here */
         uint32_t u;
@@ -592,7 +599,7 @@ static int parse_size(const char *s, uint64_t *out)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: gen_checkpoint --preset NAME --out DIR [--layers N] [--experts N] [--shard-size 5G]\n"
+            "usage: gen_checkpoint --preset NAME --out DIR [--layers N] [--experts N] [--vocab N] [--shard-size 5G]\n"
             "                      [--dtype bf16|fp8] [--seed S] [-t THREADS]\n"
             "presets: qwen3-30b-a3b, qwen3-235b-a22b; --experts 0 makes a dense Qwen3 (intermediate_size)\n");
 }
@@ -608,7 +615,7 @@ int main(int argc, char **argv)
 {
     const preset *p = NULL;
     const char *out = NULL;
-    int layers = -1, experts = -1, fp8 = 0, threads = qp_cpu_count();
+    int layers = -1, experts = -1, vocab = -1, fp8 = 0, threads = qp_cpu_count();
     uint64_t shard_size = 5000000000ull;
     uint32_t seed = 1;
     for (int i = 1; i < argc; i++) {
@@ -636,6 +643,8 @@ int main(int argc, char **argv)
             layers = atoi(v);
         } else if (!strcmp(a, "--experts")) {
             experts = atoi(v);
+        } else if (!strcmp(a, "--vocab")) {
+            vocab = atoi(v);
         } else if (!strcmp(a, "--seed")) {
             seed = (uint32_t)strtoul(v, NULL, 0);
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
@@ -656,7 +665,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!p || !out || layers == 0 || layers < -1 || experts < -1 || threads < 1) {
+    if (!p || !out || layers == 0 || layers < -1 || experts < -1 || vocab == 0 || vocab < -1 || threads < 1) {
         usage();
         return 2;
     }
@@ -665,6 +674,8 @@ int main(int argc, char **argv)
         pr.layers = layers;
     if (experts >= 0)
         pr.experts = experts;
+    if (vocab > 0)
+        pr.vocab = vocab;
     if (mkdir(out, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "gen_checkpoint: cannot create %s: %s\n", out, strerror(errno));
         return 1;

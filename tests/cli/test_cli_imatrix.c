@@ -92,7 +92,7 @@ static void test_merge(void **state)
     expect_exit(qp_run_qpack("imatrix merge %s %s", qp_fixture(MOE), qp_fixture(MOE)), 2, "missing -o");
     expect_exit(qp_run_qpack("imatrix frob %s", qp_fixture(MOE)), 2, "unknown action");
     expect_exit(qp_run_qpack("imatrix"), 2, "missing the action");
-    expect_exit(qp_run_qpack("imatrix merge %s %s -o %s", qp_fixture(MOE), tmp("nope.gguf"), tmp("x.gguf")), 1,
+    expect_exit(qp_run_qpack("imatrix merge %s %s -o %s", qp_fixture(MOE), tmp("nope.gguf"), tmp("x.gguf")), 2,
                 "nope.gguf");
     expect_exit(qp_run_qpack("imatrix info %s", qp_fixture("models/qwen3-tiny/config.json")), 2, "config.json");
 }

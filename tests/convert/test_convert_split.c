@@ -189,7 +189,7 @@ static void test_kill_and_resume(void **state)
             snprintf(path, sizeof path, "%s-%05d-of-%05d.gguf", stem, k, n);
             if (!qp_test_file_exists(path))
                 continue;
-            qp_run_result r = qp_run_qpack("verify %s", path);
+            qp_run_result r = qp_run_qpack("verify --single %s", path);
             assert_int_equal(r.exit_code, 0);
             qp_run_free(&r);
         }

@@ -2,8 +2,9 @@
  * (dense and MoE with a never-routed expert), our GGUF writer reproducing
  * them, the legacy .dat format both ways, the accumulator and merge, and
  * hostile files (each rejected as QP_ERR_BAD_INPUT naming file and entry). */
-/* ctest-labels: fast */
+/* ctest-labels: fast threads */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +348,127 @@ static void test_merge(void **state)
     qp_imatrix_free(all);
     qp_imatrix_free(a);
     qp_imatrix_free(b);
+}
+
+/* Chunk counts of matrices with different chunk sizes: recomputed from the
+ * busiest entry in the destination's chunk size, as llama-imatrix does. */
+static void test_merge_chunk_sizes(void **state)
+{
+    (void)state;
+    qp_imatrix *a = qp_imatrix_new(), *b = qp_imatrix_new();
+    qp_err err;
+    float x[4 * 2] = {1, 2, 3, 4, 5, 6, 7, 8};
+    assert_int_equal(qp_imatrix_add(a, "w", 2, 1, &err), 0);
+    assert_int_equal(qp_imatrix_add(b, "w", 2, 1, &err), 0);
+    for (int k = 0; k < 300; k++) { /* 1200 rows in a, 1000 in b */
+        assert_int_equal(qp_imatrix_accumulate(a, 0, 0, x, 4, &err), QP_OK);
+        if (k < 250)
+            assert_int_equal(qp_imatrix_accumulate(b, 0, 0, x, 4, &err), QP_OK);
+    }
+    qp_imatrix_set_chunks(a, 2, 512);
+    qp_imatrix_set_chunks(b, 3, 256);
+    assert_int_equal(qp_imatrix_merge(a, b, &err), QP_OK);
+    assert_int_equal(qp_imatrix_chunk_size(a), 512);
+    assert_int_equal(qp_imatrix_chunk_count(a), 2200 / 512);
+    /* An unknown chunk size (a fresh accumulator) takes the other's. */
+    qp_imatrix *c = qp_imatrix_new();
+    assert_int_equal(qp_imatrix_merge(c, b, &err), QP_OK);
+    assert_int_equal(qp_imatrix_chunk_size(c), 256);
+    assert_int_equal(qp_imatrix_chunk_count(c), 3);
+    qp_imatrix_free(a);
+    qp_imatrix_free(b);
+    qp_imatrix_free(c);
+}
+
+/* Threads feeding different experts of one entry at the same time (the
+ * documented safe case) give what one thread gives. */
+enum { T_IN = 96, T_EXP = 4, T_ROWS = 33, T_ROUNDS = 50 };
+
+typedef struct {
+    qp_imatrix *m;
+    int expert;
+    const float *x;
+} feeder;
+
+static void *feed(void *arg)
+{
+    feeder *f = arg;
+    for (int k = 0; k < T_ROUNDS; k++)
+        if (qp_imatrix_accumulate(f->m, 0, f->expert, f->x, T_ROWS, NULL) != QP_OK)
+            return arg;
+    return NULL;
+}
+
+static void test_accumulate_threads(void **state)
+{
+    (void)state;
+    float *x = malloc(sizeof(float) * T_IN * T_ROWS * T_EXP);
+    for (int i = 0; i < T_IN * T_ROWS * T_EXP; i++)
+        x[i] = sinf((float)i * 0.37f) * 3.0f;
+    qp_imatrix *par = qp_imatrix_new(), *seq = qp_imatrix_new();
+    assert_int_equal(qp_imatrix_add(par, "blk.0.ffn_down_exps.weight", T_IN, T_EXP, NULL), 0);
+    assert_int_equal(qp_imatrix_add(seq, "blk.0.ffn_down_exps.weight", T_IN, T_EXP, NULL), 0);
+    pthread_t th[T_EXP];
+    feeder f[T_EXP];
+    for (int e = 0; e < T_EXP; e++) {
+        f[e] = (feeder){par, e, x + e * T_IN * T_ROWS};
+        assert_int_equal(pthread_create(&th[e], NULL, feed, &f[e]), 0);
+    }
+    for (int e = 0; e < T_EXP; e++) {
+        void *r;
+        assert_int_equal(pthread_join(th[e], &r), 0);
+        assert_null(r);
+    }
+    for (int e = 0; e < T_EXP; e++) {
+        feeder g = {seq, e, x + e * T_IN * T_ROWS};
+        assert_null(feed(&g));
+    }
+    assert_memory_equal(qp_imatrix_sums(par, 0), qp_imatrix_sums(seq, 0), sizeof(float) * T_IN * T_EXP);
+    for (int e = 0; e < T_EXP; e++)
+        assert_true(qp_imatrix_rows(par, 0, e) == T_ROWS * T_ROUNDS);
+    qp_imatrix_free(par);
+    qp_imatrix_free(seq);
+    free(x);
+}
+
+/* 100k entries: name lookups are hashed, so reading stays fast. */
+static void test_many_entries(void **state)
+{
+    (void)state;
+    enum { N = 100000 };
+    size_t cap = 4 + (size_t)N * 32 + 8, n = 0;
+    uint8_t *b = malloc(cap);
+#define PUT32(v) do { uint32_t u_ = (uint32_t)(v); memcpy(b + n, &u_, 4); n += 4; } while (0)
+    PUT32(N);
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        int len = snprintf(name, sizeof name, "e%d", i);
+        PUT32(len);
+        memcpy(b + n, name, (size_t)len);
+        n += (size_t)len;
+        PUT32(1);
+        PUT32(1);
+        float v = (float)i;
+        memcpy(b + n, &v, 4);
+        n += 4;
+    }
+#undef PUT32
+    qp_imatrix *m = NULL;
+    qp_err err;
+    assert_int_equal(qp_imatrix_read_memory(b, n, "many.dat", &m, &err), QP_OK);
+    assert_int_equal(qp_imatrix_count(m), N);
+    assert_int_equal(qp_imatrix_find(m, "e77777"), 77777);
+    assert_int_equal(qp_imatrix_find(m, "e100000"), -1);
+    float v;
+    assert_int_equal(qp_imatrix_mean(m, qp_imatrix_find(m, "e4242"), 0, &v), 1);
+    assert_true(v == 4242.0f);
+    qp_imatrix *c = qp_imatrix_new();
+    assert_int_equal(qp_imatrix_merge(c, m, &err), QP_OK);
+    assert_int_equal(qp_imatrix_merge(c, m, &err), QP_OK);
+    assert_true(qp_imatrix_rows(c, 99999, 0) == 2.0 * QP_IMATRIX_LEGACY_CHUNK_SIZE);
+    qp_imatrix_free(c);
+    qp_imatrix_free(m);
+    free(b);
 }
 
 static int32_t le32(const uint8_t *p)
@@ -714,6 +836,9 @@ int main(void)
         cmocka_unit_test(test_write_roundtrip_moe),
         cmocka_unit_test(test_accumulate),
         cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_merge_chunk_sizes),
+        cmocka_unit_test(test_accumulate_threads),
+        cmocka_unit_test(test_many_entries),
         cmocka_unit_test(test_legacy_roundtrip),
         cmocka_unit_test(test_legacy_parse),
         cmocka_unit_test(test_gguf_malformed),

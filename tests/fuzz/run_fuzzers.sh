@@ -29,7 +29,7 @@ for t in "${targets[@]}"; do
   echo "== fuzz_$t for ${secs}s"
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     nice -n 19 "$build/tests/fuzz/fuzz_$t" "$corpus" "${maxlen[@]}" \
-      -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 -jobs=1 -workers=1 \
+      -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 \
       -print_final_stats=1 -artifact_prefix="$art/" >"$build/fuzz-logs/$t.log" 2>&1
   rc=$?
   runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$build/fuzz-logs/$t.log" | awk '{print $2}')

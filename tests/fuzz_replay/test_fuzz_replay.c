@@ -55,7 +55,7 @@ static void test_seeds(void **state)
     assert_true(s.seeds >= 60);
 }
 
-/* Replays tests/fuzz/regressions/<target>/*; returns the number of files. */
+/* Replays every file in tests/fuzz/regressions/<target>/; returns how many. */
 static int replay_dir(const qp_fuzz_target *t)
 {
     char dir[4096];

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "common/qp_cpu.h"
+#include "common/qp_ggml_types.h"
+#include "convert/convert.h"
 #include "runtime-lite/forward.h"
 #include "runtime-lite/model.h"
 
@@ -150,6 +152,63 @@ static void test_moe_from_hf(void **state)
     check_model("qwen3-moe-tiny");
 }
 
+/* The same checkpoint converted to a bf16 GGUF (the converter keeps the
+ * weights bit for bit): the reference logits again, and exactly the logits
+ * of the HF directory, since both run the same kernels on the same bits. */
+static void check_bf16_gguf(const char *name)
+{
+    char rel[256], dir_tmp[64], out[4096];
+    snprintf(rel, sizeof rel, "models/%s", name);
+    snprintf(dir_tmp, sizeof dir_tmp, "rt-forward-%s", name);
+    char *dir = qp_test_tmpdir(dir_tmp);
+    assert_non_null(dir);
+    snprintf(out, sizeof out, "%s/%s-bf16.gguf", dir, name);
+    qp_convert_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.out_path = out;
+    opt.file_type = 32; /* MOSTLY_BF16 */
+    opt.default_type = QP_GGML_BF16;
+    opt.n_threads = 2;
+    qp_convert_stats cs;
+    qp_err err;
+    qp_status st = qp_convert_run(qp_fixture(rel), &opt, &cs, &err);
+    if (st != QP_OK) {
+        char buf[2048];
+        qp_err_format(&err, buf, sizeof buf);
+        print_message("convert: %s\n", buf);
+    }
+    assert_int_equal(st, QP_OK);
+    qp_rt_model *g = NULL, *h = NULL;
+    assert_int_equal(qp_rt_model_open(out, &g, &err), QP_OK);
+    assert_non_null(qp_rt_model_gguf(g));
+    assert_int_equal(qp_rt_model_open(qp_fixture(rel), &h, &err), QP_OK);
+    reference r;
+    load_reference(name, &r);
+    float *lg = run(g, &r, 2, 0);
+    check_against_reference(&r, lg);
+    float *lh = run(h, &r, 2, 0);
+    assert_memory_equal(lg, lh, (size_t)(r.n_tok * r.n_vocab) * sizeof(float));
+    free(lg);
+    free(lh);
+    free_reference(&r);
+    qp_rt_model_free(g);
+    qp_rt_model_free(h);
+    qp_test_rmtree(dir);
+    free(dir);
+}
+
+static void test_dense_from_bf16_gguf(void **state)
+{
+    (void)state;
+    check_bf16_gguf("qwen3-tiny");
+}
+
+static void test_moe_from_bf16_gguf(void **state)
+{
+    (void)state;
+    check_bf16_gguf("qwen3-moe-tiny");
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -178,6 +237,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dense_from_hf),
         cmocka_unit_test(test_moe_from_hf),
+        cmocka_unit_test(test_dense_from_bf16_gguf),
+        cmocka_unit_test(test_moe_from_bf16_gguf),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

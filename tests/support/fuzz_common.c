@@ -12,9 +12,7 @@ const qp_fuzz_target qp_fuzz_targets[] = {
     {"gguf_vocab", qp_fuzz_gguf_vocab, "GGUF tokenizer arrays -> qp_tokenizer_from_spec"},
     {"hf_config", qp_fuzz_hf_config, "config.json (qp_hf_config_parse)"},
     {"tokenizer", qp_fuzz_tokenizer, "tokenizer.json (qp_hf_vocab_parse, qp_tokenizer_load_json)"},
-#ifdef QP_FUZZ_HAVE_IMATRIX
-    {"imatrix", qp_fuzz_imatrix, "importance matrix (format/imatrix.h)"},
-#endif
+    {"imatrix", qp_fuzz_imatrix, "importance matrix, GGUF or legacy .dat (qp_imatrix_read_memory)"},
 };
 const size_t qp_fuzz_n_targets = sizeof qp_fuzz_targets / sizeof qp_fuzz_targets[0];
 

@@ -55,6 +55,7 @@ static void fixture_seed(seeder *s, const char *target, const char *name, const 
     size_t n;
     void *d = read_fixture(rel, &n);
     if (!d) {
+        fprintf(stderr, "fuzz seeds: cannot read fixture %s\n", rel);
         s->failed = 1;
         return;
     }
@@ -104,6 +105,7 @@ static void st_fixture_seed(seeder *s, const char *name, const char *rel)
     if (f)
         fclose(f);
     if (fsize < 0 || (uint64_t)fsize < 8 + hlen) {
+        fprintf(stderr, "fuzz seeds: cannot read the header of %s\n", path);
         free(json);
         s->failed = 1;
         return;
@@ -429,7 +431,7 @@ static void config_seeds(seeder *s)
     text_seed(s, "hf_config", "valid-t5-keys",
               "{\"architectures\":[\"Qwen3MoeForCausalLM\"],\"model_type\":\"qwen3_moe\",\"vocab_size\":8192,"
               "\"hidden_size\":64,\"num_hidden_layers\":4,\"num_attention_heads\":2,\"num_key_value_heads\":1,"
-              "\"head_dim\":32,\"num_local_experts\":4,\"num_experts_per_tok\":2,\"moe_intermediate_size\":64,"
+              "\"head_dim\":32,\"intermediate_size\":128,\"num_local_experts\":4,\"num_experts_per_tok\":2,\"moe_intermediate_size\":64,"
               "\"mlp_only_layers\":[0,2],\"decoder_sparse_step\":1,\"norm_topk_prob\":true,"
               "\"rope_parameters\":{\"rope_type\":\"yarn\",\"rope_theta\":1000000.0,\"factor\":4.0,"
               "\"original_max_position_embeddings\":32768},\"dtype\":\"bfloat16\",\"eos_token_id\":[8189,8191],"
@@ -531,8 +533,7 @@ int qp_fuzz_seeds(qp_fuzz_seed_fn emit, void *ctx)
     gguf_vocab_seeds(&s);
     config_seeds(&s);
     tokenizer_seeds(&s);
-#ifdef QP_FUZZ_HAVE_IMATRIX
-    qp_fuzz_imatrix_seeds(emit, ctx);
-#endif
+    if (qp_fuzz_imatrix_seeds(emit, ctx) != 0)
+        s.failed = 1;
     return s.failed ? -1 : 0;
 }

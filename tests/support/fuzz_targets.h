@@ -34,7 +34,8 @@ typedef struct {
  * hf_config:  config.json text -> qp_hf_config_parse
  * tokenizer:  tokenizer.json text -> qp_hf_vocab_parse and
  *             qp_tokenizer_load_json, encode + decode
- * imatrix:    an importance-matrix file (when format/imatrix.h exists) */
+ * imatrix:    an importance-matrix file, GGUF or legacy .dat ->
+ *             qp_imatrix_read_memory, every accessor, merge */
 extern const qp_fuzz_target qp_fuzz_targets[];
 extern const size_t qp_fuzz_n_targets;
 const qp_fuzz_target *qp_fuzz_find(const char *name); /* NULL if unknown */
@@ -45,6 +46,7 @@ int qp_fuzz_gguf(const uint8_t *data, size_t size);
 int qp_fuzz_gguf_vocab(const uint8_t *data, size_t size);
 int qp_fuzz_hf_config(const uint8_t *data, size_t size);
 int qp_fuzz_tokenizer(const uint8_t *data, size_t size);
+int qp_fuzz_imatrix(const uint8_t *data, size_t size);
 
 /* Seed corpora: calls `emit` once per seed. Names starting with "valid-"
  * are inputs the target must accept. Seeds come from the fixtures
@@ -53,6 +55,7 @@ int qp_fuzz_tokenizer(const uint8_t *data, size_t size);
 typedef void (*qp_fuzz_seed_fn)(void *ctx, const char *target, const char *name, const void *data,
                                 size_t size);
 int qp_fuzz_seeds(qp_fuzz_seed_fn emit, void *ctx);
+int qp_fuzz_imatrix_seeds(qp_fuzz_seed_fn emit, void *ctx); /* part of qp_fuzz_seeds */
 
 /* Internal to the targets: abort() unless a failed call left an error
  * record that names `path` and carries a message. */
