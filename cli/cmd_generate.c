@@ -111,6 +111,9 @@ int cmd_generate(int argc, char **argv)
         (st = qp_rt_model_tokenizer(m, &tok, &eos, &err)) != QP_OK ||
         (st = qp_tokenizer_encode(tok, prompt, strlen(prompt), 0, &ids, &n_ids, &err)) != QP_OK)
         goto fail;
+    /* panels once instead of per token: the cost of generation otherwise */
+    if ((st = qp_rt_model_prepack(m, (uint64_t)4 << 30, (int)n_threads, NULL, &err)) != QP_OK)
+        goto fail;
     if (n_ids == 0) {
         rc = cli_usage_error(cmd, "the prompt encodes to no tokens");
         goto done;

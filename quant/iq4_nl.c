@@ -7,13 +7,15 @@
  * Plain quantization (imp == NULL) minimises the unweighted error. */
 #include "quant/qtype_internal.h"
 
-#include "quant/kquant_search.h"
+#include "quant/kquant_fast.h"
+#include "quant/quant_rows.h"
 #include "quant/qblocks.h"
 
 const int8_t qp_iq4_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                   1,    13,   25,  38,  53,  69,  89,  113};
 
-static void quantize_row_iq4_nl(const float *src, void *dst, int64_t n, const float *imp)
+void qp_iq4_nl_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
+                             qp_kf_sym_f16_fn search)
 {
     qp_block_iq4_nl *b = dst;
     qp_ks_grid g;
@@ -22,12 +24,17 @@ static void quantize_row_iq4_nl(const float *src, void *dst, int64_t n, const fl
     float xbuf[QP_QK];
     uint8_t L[QP_QK];
     for (int64_t i = 0; i < n / QP_QK; i++) {
-        qp_ks_block_weights(imp ? imp + i * QP_QK : NULL, QP_QK, w);
+        qp_kf_block_weights(imp ? imp + i * QP_QK : NULL, QP_QK, w);
         const float *x = qp_ks_block_input(src + i * QP_QK, QP_QK, xbuf);
-        qp_ks_sym_block_f16(QP_QK, x, w, &g, &b[i].d, L);
+        search(QP_QK, x, w, &g, &b[i].d, L);
         for (int j = 0; j < QP_QK / 2; j++)
             b[i].qs[j] = (uint8_t)(L[j] | (L[j + QP_QK / 2] << 4));
     }
+}
+
+static void quantize_row_iq4_nl(const float *src, void *dst, int64_t n, const float *imp)
+{
+    qp_iq4_nl_quantize_rows(src, dst, n, imp, qp_kf_sym_block_f16);
 }
 
 static void dequantize_row_iq4_nl(const void *src, float *dst, int64_t n)

@@ -8,10 +8,12 @@
  * Plain quantization (imp == NULL) minimises the unweighted error. */
 #include "quant/qtype_internal.h"
 
-#include "quant/kquant_search.h"
+#include "quant/kquant_fast.h"
+#include "quant/quant_rows.h"
 #include "quant/qblocks.h"
 
-static void quantize_row_iq4_xs(const float *src, void *dst, int64_t n, const float *imp)
+void qp_iq4_xs_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
+                             qp_kf_sym_fn search)
 {
     qp_ks_grid g;
     qp_ks_grid_table(&g, qp_iq4_values, 16);
@@ -24,8 +26,8 @@ static void quantize_row_iq4_xs(const float *src, void *dst, int64_t n, const fl
     int ls[8];
     for (int64_t i = 0; i < n / QP_QK_K; i++) {
         const float *x = qp_ks_block_input(src + i * QP_QK_K, QP_QK_K, xbuf);
-        qp_ks_block_weights(imp ? imp + i * QP_QK_K : NULL, QP_QK_K, w);
-        qp_ks_sym_superblock(&spec, x, w, &b[i].d, ls, L);
+        qp_kf_block_weights(imp ? imp + i * QP_QK_K : NULL, QP_QK_K, w);
+        search(&spec, x, w, &b[i].d, ls, L);
         uint16_t sh = 0;
         memset(b[i].scales_l, 0, sizeof b[i].scales_l);
         for (int s = 0; s < 8; s++) {
@@ -37,6 +39,11 @@ static void quantize_row_iq4_xs(const float *src, void *dst, int64_t n, const fl
         }
         b[i].scales_h = sh;
     }
+}
+
+static void quantize_row_iq4_xs(const float *src, void *dst, int64_t n, const float *imp)
+{
+    qp_iq4_xs_quantize_rows(src, dst, n, imp, qp_kf_sym_superblock);
 }
 
 static void dequantize_row_iq4_xs(const void *src, float *dst, int64_t n)

@@ -7,10 +7,12 @@
  * searched against the exact weighted block error. */
 #include "quant/qtype_internal.h"
 
-#include "quant/kquant_search.h"
+#include "quant/kquant_fast.h"
+#include "quant/quant_rows.h"
 #include "quant/qblocks.h"
 
-static void quantize_row_q2_k(const float *src, void *dst, int64_t n, const float *imp)
+void qp_q2_k_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
+                           qp_kf_affine_fn search)
 {
     static const qp_ks_affine_spec spec = {.nsub = 16, .sublen = 16, .qmax = 3, .scmax = 15, .mmax = 15};
     qp_block_q2_k *b = dst;
@@ -20,16 +22,22 @@ static void quantize_row_q2_k(const float *src, void *dst, int64_t n, const floa
     int sc[16], m[16];
     for (int64_t i = 0; i < n / QP_QK_K; i++) {
         const float *x = qp_ks_block_input(src + i * QP_QK_K, QP_QK_K, xbuf);
-        qp_ks_block_weights(imp ? imp + i * QP_QK_K : NULL, QP_QK_K, w);
-        qp_ks_affine_superblock(&spec, x, w, &b[i].d, &b[i].dmin, sc, m, L);
+        qp_kf_block_weights(imp ? imp + i * QP_QK_K : NULL, QP_QK_K, w);
+        search(&spec, x, w, &b[i].d, &b[i].dmin, sc, m, L);
         for (int j = 0; j < 16; j++)
             b[i].scales[j] = (uint8_t)(sc[j] | (m[j] << 4));
-        memset(b[i].qs, 0, sizeof b[i].qs);
-        for (int e = 0; e < QP_QK_K; e++) {
-            const int h = e / 128, k = (e % 128) / 32, l = e % 32;
-            b[i].qs[32 * h + l] |= (uint8_t)(L[e] << (2 * k));
-        }
+        /* element e = 128h + 32k + l at bits 2k of qs[32h + l] */
+        for (int h = 0; h < 2; h++)
+            for (int l = 0; l < 32; l++) {
+                const uint8_t *q = L + 128 * h + l;
+                b[i].qs[32 * h + l] = (uint8_t)(q[0] | (q[32] << 2) | (q[64] << 4) | (q[96] << 6));
+            }
     }
+}
+
+static void quantize_row_q2_k(const float *src, void *dst, int64_t n, const float *imp)
+{
+    qp_q2_k_quantize_rows(src, dst, n, imp, qp_kf_affine_superblock);
 }
 
 static void dequantize_row_q2_k(const void *src, float *dst, int64_t n)

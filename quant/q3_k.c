@@ -7,10 +7,12 @@
  * searched against the exact weighted block error. */
 #include "quant/qtype_internal.h"
 
-#include "quant/kquant_search.h"
+#include "quant/kquant_fast.h"
+#include "quant/quant_rows.h"
 #include "quant/qblocks.h"
 
-static void quantize_row_q3_k(const float *src, void *dst, int64_t n, const float *imp)
+void qp_q3_k_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
+                           qp_kf_sym_fn search)
 {
     qp_ks_grid g;
     qp_ks_grid_uniform(&g, -4, 3); /* level k is code q = k */
@@ -23,22 +25,33 @@ static void quantize_row_q3_k(const float *src, void *dst, int64_t n, const floa
     int ls[16];
     for (int64_t i = 0; i < n / QP_QK_K; i++) {
         const float *x = qp_ks_block_input(src + i * QP_QK_K, QP_QK_K, xbuf);
-        qp_ks_block_weights(imp ? imp + i * QP_QK_K : NULL, QP_QK_K, w);
-        qp_ks_sym_superblock(&spec, x, w, &b[i].d, ls, L);
+        qp_kf_block_weights(imp ? imp + i * QP_QK_K : NULL, QP_QK_K, w);
+        search(&spec, x, w, &b[i].d, ls, L);
         memset(b[i].scales, 0, sizeof b[i].scales);
         for (int s = 0; s < 16; s++) {
             const int v = ls[s] + 32;
             b[i].scales[s % 8] |= (uint8_t)((v & 0xF) << (s < 8 ? 0 : 4));
             b[i].scales[8 + s % 4] |= (uint8_t)((v >> 4) << (2 * (s / 4)));
         }
-        memset(b[i].qs, 0, sizeof b[i].qs);
-        memset(b[i].hmask, 0, sizeof b[i].hmask);
-        for (int e = 0; e < QP_QK_K; e++) {
-            const int h = e / 128, k = (e % 128) / 32, l = e % 32;
-            b[i].qs[32 * h + l] |= (uint8_t)((L[e] & 3) << (2 * k));
-            b[i].hmask[l] |= (uint8_t)((L[e] >> 2) << (4 * h + k));
+        /* element e = 128h + 32k + l: low two bits at 2k of qs[32h + l],
+         * the third at bit 4h + k of hmask[l] */
+        for (int l = 0; l < 32; l++) {
+            unsigned hm = 0;
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *q = L + 128 * h + l;
+                b[i].qs[32 * h + l] = (uint8_t)((q[0] & 3) | ((q[32] & 3) << 2) | ((q[64] & 3) << 4) |
+                                                ((q[96] & 3) << 6));
+                hm |= (unsigned)(((q[0] >> 2) | ((q[32] >> 2) << 1) | ((q[64] >> 2) << 2) | ((q[96] >> 2) << 3))
+                                 << (4 * h));
+            }
+            b[i].hmask[l] = (uint8_t)hm;
         }
     }
+}
+
+static void quantize_row_q3_k(const float *src, void *dst, int64_t n, const float *imp)
+{
+    qp_q3_k_quantize_rows(src, dst, n, imp, qp_kf_sym_superblock);
 }
 
 /* Code of element l0+l of sub-block s (0..7; the value is code - 4). */

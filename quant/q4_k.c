@@ -7,10 +7,12 @@
  * searched against the exact weighted block error. */
 #include "quant/qtype_internal.h"
 
-#include "quant/kquant_search.h"
+#include "quant/kquant_fast.h"
+#include "quant/quant_rows.h"
 #include "quant/qblocks.h"
 
-static void quantize_row_q4_k(const float *src, void *dst, int64_t n, const float *imp)
+void qp_q4_k_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
+                           qp_kf_affine_fn search)
 {
     static const qp_ks_affine_spec spec = {.nsub = 8, .sublen = 32, .qmax = 15, .scmax = 63, .mmax = 63};
     qp_block_q4_k *b = dst;
@@ -20,13 +22,18 @@ static void quantize_row_q4_k(const float *src, void *dst, int64_t n, const floa
     int sc[8], m[8];
     for (int64_t i = 0; i < n / QP_QK_K; i++) {
         const float *x = qp_ks_block_input(src + i * QP_QK_K, QP_QK_K, xbuf);
-        qp_ks_block_weights(imp ? imp + i * QP_QK_K : NULL, QP_QK_K, w);
-        qp_ks_affine_superblock(&spec, x, w, &b[i].d, &b[i].dmin, sc, m, L);
+        qp_kf_block_weights(imp ? imp + i * QP_QK_K : NULL, QP_QK_K, w);
+        search(&spec, x, w, &b[i].d, &b[i].dmin, sc, m, L);
         qp_k4_pack_scales(sc, m, b[i].scales);
         for (int c = 0; c < 4; c++)
             for (int l = 0; l < 32; l++)
                 b[i].qs[32 * c + l] = (uint8_t)(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
     }
+}
+
+static void quantize_row_q4_k(const float *src, void *dst, int64_t n, const float *imp)
+{
+    qp_q4_k_quantize_rows(src, dst, n, imp, qp_kf_affine_superblock);
 }
 
 static void dequantize_row_q4_k(const void *src, float *dst, int64_t n)

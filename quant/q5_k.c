@@ -6,10 +6,12 @@
  * levels. */
 #include "quant/qtype_internal.h"
 
-#include "quant/kquant_search.h"
+#include "quant/kquant_fast.h"
+#include "quant/quant_rows.h"
 #include "quant/qblocks.h"
 
-static void quantize_row_q5_k(const float *src, void *dst, int64_t n, const float *imp)
+void qp_q5_k_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
+                           qp_kf_affine_fn search)
 {
     static const qp_ks_affine_spec spec = {.nsub = 8, .sublen = 32, .qmax = 31, .scmax = 63, .mmax = 63};
     qp_block_q5_k *b = dst;
@@ -19,8 +21,8 @@ static void quantize_row_q5_k(const float *src, void *dst, int64_t n, const floa
     int sc[8], m[8];
     for (int64_t i = 0; i < n / QP_QK_K; i++) {
         const float *x = qp_ks_block_input(src + i * QP_QK_K, QP_QK_K, xbuf);
-        qp_ks_block_weights(imp ? imp + i * QP_QK_K : NULL, QP_QK_K, w);
-        qp_ks_affine_superblock(&spec, x, w, &b[i].d, &b[i].dmin, sc, m, L);
+        qp_kf_block_weights(imp ? imp + i * QP_QK_K : NULL, QP_QK_K, w);
+        search(&spec, x, w, &b[i].d, &b[i].dmin, sc, m, L);
         qp_k4_pack_scales(sc, m, b[i].scales);
         memset(b[i].qh, 0, sizeof b[i].qh);
         for (int c = 0; c < 4; c++)
@@ -30,6 +32,11 @@ static void quantize_row_q5_k(const float *src, void *dst, int64_t n, const floa
                 b[i].qh[l] |= (uint8_t)(((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1)));
             }
     }
+}
+
+static void quantize_row_q5_k(const float *src, void *dst, int64_t n, const float *imp)
+{
+    qp_q5_k_quantize_rows(src, dst, n, imp, qp_kf_affine_superblock);
 }
 
 /* Code (0..31) of element l of sub-block s. */

@@ -7,10 +7,12 @@
  * searched against the exact weighted block error. */
 #include "quant/qtype_internal.h"
 
-#include "quant/kquant_search.h"
+#include "quant/kquant_fast.h"
+#include "quant/quant_rows.h"
 #include "quant/qblocks.h"
 
-static void quantize_row_q6_k(const float *src, void *dst, int64_t n, const float *imp)
+void qp_q6_k_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
+                           qp_kf_sym_fn search)
 {
     qp_ks_grid g;
     qp_ks_grid_uniform(&g, -32, 31); /* level k is code q = k */
@@ -23,18 +25,26 @@ static void quantize_row_q6_k(const float *src, void *dst, int64_t n, const floa
     int ls[16];
     for (int64_t i = 0; i < n / QP_QK_K; i++) {
         const float *x = qp_ks_block_input(src + i * QP_QK_K, QP_QK_K, xbuf);
-        qp_ks_block_weights(imp ? imp + i * QP_QK_K : NULL, QP_QK_K, w);
-        qp_ks_sym_superblock(&spec, x, w, &b[i].d, ls, L);
+        qp_kf_block_weights(imp ? imp + i * QP_QK_K : NULL, QP_QK_K, w);
+        search(&spec, x, w, &b[i].d, ls, L);
         for (int s = 0; s < 16; s++)
             b[i].scales[s] = (int8_t)ls[s];
-        memset(b[i].ql, 0, sizeof b[i].ql);
-        memset(b[i].qh, 0, sizeof b[i].qh);
-        for (int e = 0; e < QP_QK_K; e++) {
-            const int h = e / 128, k = (e % 128) / 32, l = e % 32;
-            b[i].ql[64 * h + 32 * (k & 1) + l] |= (uint8_t)((L[e] & 0xF) << (k >= 2 ? 4 : 0));
-            b[i].qh[32 * h + l] |= (uint8_t)((L[e] >> 4) << (2 * k));
-        }
+        /* element e = 128h + 32k + l: low nibble in ql[64h + 32(k&1) + l]
+         * (high half for k >= 2), top two bits at 2k of qh[32h + l] */
+        for (int h = 0; h < 2; h++)
+            for (int l = 0; l < 32; l++) {
+                const uint8_t *q = L + 128 * h + l;
+                b[i].ql[64 * h + l] = (uint8_t)((q[0] & 0xF) | ((q[64] & 0xF) << 4));
+                b[i].ql[64 * h + 32 + l] = (uint8_t)((q[32] & 0xF) | ((q[96] & 0xF) << 4));
+                b[i].qh[32 * h + l] = (uint8_t)((q[0] >> 4) | ((q[32] >> 4) << 2) | ((q[64] >> 4) << 4) |
+                                                ((q[96] >> 4) << 6));
+            }
     }
+}
+
+static void quantize_row_q6_k(const float *src, void *dst, int64_t n, const float *imp)
+{
+    qp_q6_k_quantize_rows(src, dst, n, imp, qp_kf_sym_superblock);
 }
 
 /* Code (0..63; the value is code - 32) of element e = 128h + 32k + l. */

@@ -33,6 +33,7 @@ typedef struct {
     qp_rt_pack_fn pack;
     float *scratch;       /* per thread: panel [16*K] + rows [16*K] */
     size_t scratch_floats;
+    const int64_t *cut;   /* thread i runs items cut[i] .. cut[i+1]-1 */
 } mm_ctx;
 
 static int is_float_type(uint32_t t)
@@ -167,7 +168,7 @@ static void mm_worker(void *vctx, int64_t begin, int64_t end, int tid)
     float *panel = c->scratch + (size_t)tid * c->scratch_floats;
     float *rowbuf = panel + (size_t)QP_RT_TILE_N * (size_t)c->K;
     int j = 0;
-    for (int64_t item = begin; item < end; item++) {
+    for (int64_t item = c->cut[begin]; item < c->cut[end]; item++) {
         while (item >= c->plans[j].first_item + c->plans[j].n_items)
             j++;
         const mm_plan *pl = &c->plans[j];
@@ -178,6 +179,11 @@ static void mm_worker(void *vctx, int64_t begin, int64_t end, int tid)
         const uint8_t *rows = (const uint8_t *)w->data + (uint64_t)(job->row0 + r0) * w->row_bytes;
         switch (pl->kind) {
         case MM_FLOAT:
+            if (w->packed && (job->row0 + r0) % QP_RT_TILE_N == 0) {
+                run_panel(c, pl, w->packed + (size_t)((job->row0 + r0) / QP_RT_TILE_N) * QP_RT_TILE_N * (size_t)c->K,
+                          r0, nr);
+                break;
+            }
             c->pack(w->type, rows, w->row_bytes, nr, c->K, panel);
             run_panel(c, pl, panel, r0, nr);
             break;
@@ -352,8 +358,30 @@ qp_status qp_rt_matmul_sel(const qp_rt_mm_job *jobs, int n_jobs, const float *x,
                 memcpy(tail + (r - pl->n_full) * K, pl->x + r * ldx, (size_t)K * sizeof(float));
             pl->xtail = tail;
         }
-        if (st == QP_OK)
-            qp_parallel_for(nt, items, mm_worker, &c);
+        /* Split the panels by work (tokens each one multiplies, plus its
+         * packing), not by count: experts see very different numbers of
+         * tokens. The split depends only on the shapes, and no output
+         * depends on it. */
+        int64_t cut[65];
+        if (nt > 64)
+            nt = 64;
+        if (st == QP_OK) {
+            int64_t total = 0, acc = 0, item = 0;
+            int i = 1;
+            for (int j = 0; j < n_jobs; j++)
+                total += plans[j].n_items * (plans[j].n_tok + 4);
+            cut[0] = 0;
+            for (int j = 0; j < n_jobs; j++)
+                for (int64_t p = 0; p < plans[j].n_items; p++, item++) {
+                    while (i < nt && acc >= total * i / nt)
+                        cut[i++] = item;
+                    acc += plans[j].n_tok + 4;
+                }
+            while (i <= nt)
+                cut[i++] = items;
+            c.cut = cut;
+            qp_parallel_for(nt, nt, mm_worker, &c);
+        }
     }
     free(c.scratch);
     free(tails);

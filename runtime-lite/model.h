@@ -43,6 +43,9 @@ typedef struct {
     uint64_t row_bytes;
     const void *data;     /* NULL: tensor absent */
     char name[96];
+    /* F32/F16/BF16 only, after qp_rt_model_prepack: the rows widened to
+     * f32 in the matmul's panel layout (16 rows, k-major), or NULL. */
+    const float *packed;
 } qp_rt_tensor;
 
 typedef struct {
@@ -89,6 +92,14 @@ const char *qp_rt_model_path(const qp_rt_model *m);
  * tokenizer reads its token arrays from it. */
 const void *qp_rt_model_gguf(const qp_rt_model *m);
 int qp_rt_model_is_hf(const qp_rt_model *m);
+
+/* Widen every F32/F16/BF16 matrix into the matmul's f32 panel layout once,
+ * so products no longer repack weights per call (what dominates token-by-
+ * token generation). Results are bit-identical with or without. Does
+ * nothing (and returns QP_OK) when it would take more than max_bytes;
+ * *bytes_out (may be NULL) gets the memory used. */
+qp_status qp_rt_model_prepack(qp_rt_model *m, uint64_t max_bytes, int n_threads, uint64_t *bytes_out,
+                              qp_err *err);
 
 /* Bytes of weight data in use (mapped or owned). */
 uint64_t qp_rt_model_weight_bytes(const qp_rt_model *m);

@@ -130,6 +130,27 @@ static void check_model(const char *name)
     free(two);
     free(inc);
 
+    /* weights pre-packed into panels: the same bits, batch and token by token */
+    qp_rt_model *mp = NULL;
+    uint64_t packed_bytes = 0;
+    assert_int_equal(qp_rt_model_open(qp_fixture(rel), &mp, &err), QP_OK);
+    assert_int_equal(qp_rt_model_prepack(mp, (uint64_t)1 << 30, 2, &packed_bytes, &err), QP_OK);
+    assert_true(packed_bytes > 0);
+    assert_non_null(qp_rt_model_weights(mp)->output.packed);
+    float *pk = run(mp, &r, 2, 0);
+    assert_memory_equal(one, pk, (size_t)(r.n_tok * r.n_vocab) * sizeof(float));
+    free(pk);
+    pk = run(mp, &r, 1, 1);
+    assert_memory_equal(one, pk, (size_t)(r.n_tok * r.n_vocab) * sizeof(float));
+    free(pk);
+    qp_rt_model_free(mp);
+    /* a limit below the size leaves the model as it is */
+    assert_int_equal(qp_rt_model_open(qp_fixture(rel), &mp, &err), QP_OK);
+    assert_int_equal(qp_rt_model_prepack(mp, 1000, 2, &packed_bytes, &err), QP_OK);
+    assert_int_equal(packed_bytes, 0);
+    assert_null(qp_rt_model_weights(mp)->token_embd.packed);
+    qp_rt_model_free(mp);
+
     qp_cpu_force_scalar(1);
     float *sc = run(m, &r, 2, 0);
     qp_cpu_force_scalar(0);

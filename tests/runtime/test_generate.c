@@ -121,6 +121,33 @@ static void test_matches_library_greedy(void **state)
     free(want_g);
 }
 
+/* The tokenizer built from a GGUF's token arrays (llama.cpp's own file)
+ * gives transformers' ids for the whole eval text. */
+static void test_gguf_tokenizer_ids(void **state)
+{
+    (void)state;
+    qp_rt_model *m = NULL;
+    qp_tokenizer *tok = NULL;
+    qp_err err;
+    int32_t eos = -1, *ids = NULL;
+    size_t n = 0, text_len = 0, ref_len = 0;
+    assert_int_equal(qp_rt_model_open(qp_fixture("llama-cpp-quantized/qwen3-tiny-Q4_K_M.gguf"), &m, &err), QP_OK);
+    assert_int_equal(qp_rt_model_tokenizer(m, &tok, &eos, &err), QP_OK);
+    assert_int_equal(eos, 8189);
+    char *text = qp_test_read_file(qp_fixture("text/eval.txt"), &text_len);
+    int32_t *ref = qp_test_read_file(qp_fixture("reference/tiny-tokenizer/eval.ids.i32"), &ref_len);
+    assert_non_null(text);
+    assert_non_null(ref);
+    assert_int_equal(qp_tokenizer_encode(tok, text, text_len, QP_TOK_ENCODE_NO_CONTROL, &ids, &n, &err), QP_OK);
+    assert_int_equal(n, ref_len / 4);
+    assert_memory_equal(ids, ref, ref_len);
+    free(ids);
+    free(ref);
+    free(text);
+    qp_tokenizer_free(tok);
+    qp_rt_model_free(m);
+}
+
 static void test_usage(void **state)
 {
     (void)state;
@@ -152,6 +179,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_text_hf_and_gguf),
         cmocka_unit_test(test_matches_library_greedy),
+        cmocka_unit_test(test_gguf_tokenizer_ids),
         cmocka_unit_test(test_usage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -183,26 +183,39 @@ static void test_matmul_exact_and_threads(void **state)
                 memcpy(data + 2 * i, &h, 2);
             }
         }
-        qp_rt_tensor w = {type, K, N, (uint64_t)K * es, data, "w"};
+        qp_rt_tensor w = {type, K, N, (uint64_t)K * es, data, "w", NULL};
+        /* the same rows pre-packed into panels */
+        const int64_t n_pan = (N + 15) / 16;
+        float *packed = aligned_alloc(32, (size_t)(n_pan * 16 * K) * sizeof(float));
+        for (int64_t p = 0; p < n_pan; p++)
+            qp_rt_pack_scalar(type, data + (size_t)(p * 16 * K) * es, (uint64_t)K * es,
+                              (int)(N - p * 16 < 16 ? N - p * 16 : 16), K, packed + p * 16 * K);
         for (int scalar = 0; scalar <= 1; scalar++) {
             qp_cpu_force_scalar(scalar);
             for (int nt = 1; nt <= 3; nt++) {
                 /* rows 5..5+N-6 of the matrix into a wider output */
-                float *y = calloc((size_t)(T * 40), sizeof *y);
-                qp_rt_mm_job job = {&w, 5, N - 5, y, 40, 0, 0};
-                qp_err err;
-                assert_int_equal(qp_rt_matmul(&job, 1, x, K, T, nt, &err), QP_OK);
-                for (int64_t t = 0; t < T; t++)
-                    for (int64_t r = 0; r < N - 5; r++) {
-                        double want = 0;
-                        for (int64_t k = 0; k < K; k++)
-                            want += (double)wi[(r + 5) * K + k] * x[t * K + k];
-                        assert_true(y[t * 40 + r] == (float)want);
-                    }
-                free(y);
+                /* rows 5.. (packed panels unusable: not on a panel boundary)
+                 * and rows 16.. (packed panels used), with and without them */
+                for (int variant = 0; variant < 4; variant++) {
+                    const int64_t r_first = variant & 1 ? 16 : 5;
+                    w.packed = variant & 2 ? packed : NULL;
+                    float *y = calloc((size_t)(T * 40), sizeof *y);
+                    qp_rt_mm_job job = {&w, r_first, N - r_first, y, 40, 0, 0};
+                    qp_err err;
+                    assert_int_equal(qp_rt_matmul(&job, 1, x, K, T, nt, &err), QP_OK);
+                    for (int64_t t = 0; t < T; t++)
+                        for (int64_t r = 0; r < N - r_first; r++) {
+                            double want = 0;
+                            for (int64_t k = 0; k < K; k++)
+                                want += (double)wi[(r + r_first) * K + k] * x[t * K + k];
+                            assert_true(y[t * 40 + r] == (float)want);
+                        }
+                    free(y);
+                }
             }
         }
         qp_cpu_force_scalar(0);
+        free(packed);
         free(data);
     }
     free(wi);
@@ -231,7 +244,7 @@ static void test_matmul_quantized(void **state)
         float *deq = malloc((size_t)(N * K) * sizeof(float));
         for (int64_t r = 0; r < N; r++)
             qt->dequantize_row(q + r * rb, deq + r * K, K);
-        qp_rt_tensor w = {types[ti], K, N, rb, q, "q"};
+        qp_rt_tensor w = {types[ti], K, N, rb, q, "q", NULL};
         float *y1 = calloc((size_t)(T * N), sizeof(float)), *y2 = calloc((size_t)(T * N), sizeof(float));
         float *ref = calloc((size_t)(T * N), sizeof(float));
         qp_rt_mm_job j1 = {&w, 0, N, y1, N, 0, 0}, j2 = {&w, 0, N, y2, N, 0, 0};

@@ -10,6 +10,7 @@ const qp_fuzz_target qp_fuzz_targets[] = {
     {"st_index", qp_fuzz_st_index, "model.safetensors.index.json (qp_st_open_dir)"},
     {"gguf", qp_fuzz_gguf, "GGUF image (qp_gguf_open_memory + accessors + checksums)"},
     {"gguf_vocab", qp_fuzz_gguf_vocab, "GGUF tokenizer arrays -> qp_tokenizer_from_spec"},
+    {"tok_spec", qp_fuzz_tok_spec, "tokenizer arrays as lines -> qp_tokenizer_from_spec"},
     {"hf_config", qp_fuzz_hf_config, "config.json (qp_hf_config_parse)"},
     {"tokenizer", qp_fuzz_tokenizer, "tokenizer.json (qp_hf_vocab_parse, qp_tokenizer_load_json)"},
     {"imatrix", qp_fuzz_imatrix, "importance matrix, GGUF or legacy .dat (qp_imatrix_read_memory)"},

@@ -210,3 +210,75 @@ int qp_fuzz_gguf_vocab(const uint8_t *data, size_t size)
     qp_gguf_close(g);
     return st == QP_OK;
 }
+
+/* ------------------------------------------------------------ tok_spec */
+
+/* Tokenizer arrays straight from the input, without a GGUF around them, so
+ * mutations reach the vocabulary and merge checks and the BPE encoder
+ * instead of the container: a flags byte (bit 0 NFC, bit 1 ignore_merges),
+ * then lines up to the first empty line are tokens (a leading \x01 makes a
+ * control token, \x02 a user-defined one, \x05 an unused one), the lines
+ * after it are merges. */
+int qp_fuzz_tok_spec(const uint8_t *input, size_t input_size)
+{
+    if (input_size == 0)
+        return 0;
+    const unsigned flags = input[0];
+    const uint8_t *data = input + 1;
+    const size_t size = input_size - 1;
+    size_t n_lines = 1;
+    for (size_t i = 0; i < size; i++)
+        n_lines += data[i] == '\n';
+    const char **line = calloc(n_lines, sizeof *line);
+    size_t *len = calloc(n_lines, sizeof *len);
+    int32_t *types = calloc(n_lines, sizeof *types);
+    if (!line || !len || !types)
+        abort();
+    size_t n = 0, start = 0, n_tok = SIZE_MAX;
+    for (size_t i = 0; i <= size; i++) {
+        if (i < size && data[i] != '\n')
+            continue;
+        if (i == start && n_tok == SIZE_MAX) {
+            n_tok = n; /* the empty line ends the tokens */
+        } else {
+            const char *p = (const char *)data + start;
+            size_t l = i - start;
+            int32_t ty = QP_TOKEN_NORMAL;
+            if (n_tok == SIZE_MAX && l > 0 && (p[0] == 1 || p[0] == 2 || p[0] == 5)) {
+                ty = p[0] == 1 ? QP_TOKEN_CONTROL : p[0] == 2 ? QP_TOKEN_USER_DEFINED : QP_TOKEN_UNUSED;
+                p++;
+                l--;
+            }
+            line[n] = p;
+            len[n] = l;
+            types[n] = ty;
+            n++;
+        }
+        start = i + 1;
+    }
+    if (n_tok == SIZE_MAX)
+        n_tok = n;
+    qp_tokenizer_spec spec = {
+        .n_tokens = (int64_t)n_tok,
+        .tokens = line,
+        .token_lens = len,
+        .token_types = types,
+        .n_merges = (int64_t)(n - n_tok),
+        .merges = line + n_tok,
+        .merge_lens = len + n_tok,
+        .normalizer_nfc = (flags & 1) != 0,
+        .ignore_merges = (flags & 2) != 0,
+    };
+    qp_err err;
+    qp_err_clear(&err);
+    qp_tokenizer *t = NULL;
+    qp_status st = qp_tokenizer_from_spec(&spec, "fuzz/tokens.txt", &t, &err);
+    qp_fuzz_check_err(&err, st, "fuzz/tokens.txt");
+    if (st == QP_OK)
+        qp_fuzz_exercise_tokenizer(t, "fuzz/tokens.txt");
+    qp_tokenizer_free(t);
+    free(line);
+    free(len);
+    free(types);
+    return st == QP_OK;
+}

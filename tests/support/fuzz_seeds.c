@@ -383,6 +383,36 @@ static void vocab_gguf_seed(seeder *s, const char *name, int64_t n_tok, const ch
     gguf_seed(s, "gguf", name, &sp);
 }
 
+/* The tok_spec form of the same arrays (see fuzz_targets.h). Holes and
+ * tokens with a newline cannot be written as lines: they become "?". */
+static void tok_spec_seed(seeder *s, const char *name, int64_t n_tok, const char *const *tok,
+                          const int32_t *types, int64_t n_mer, const char *const *mer)
+{
+    size_t cap = 16;
+    for (int64_t i = 0; i < n_tok; i++)
+        cap += strlen(tok[i]) + 3;
+    for (int64_t i = 0; i < n_mer; i++)
+        cap += strlen(mer[i]) + 1;
+    char *b = malloc(cap), *p = b;
+    if (!b) {
+        s->failed = 1;
+        return;
+    }
+    *p++ = 1; /* flags: NFC on, merges not ignored */
+    for (int64_t i = 0; i < n_tok; i++) {
+        int32_t ty = types ? types[i] : QP_TOKEN_NORMAL;
+        if (ty == QP_TOKEN_CONTROL || ty == QP_TOKEN_USER_DEFINED || ty == QP_TOKEN_UNUSED)
+            *p++ = (char)(ty == QP_TOKEN_CONTROL ? 1 : ty == QP_TOKEN_USER_DEFINED ? 2 : 5);
+        const char *t = tok[i][0] && !strchr(tok[i], '\n') ? tok[i] : "?";
+        p += sprintf(p, "%s\n", t);
+    }
+    *p++ = '\n';
+    for (int64_t i = 0; i < n_mer; i++)
+        p += sprintf(p, "%s%s", mer[i], i + 1 < n_mer ? "\n" : "");
+    s->emit(s->ctx, "tok_spec", name, b, (size_t)(p - b));
+    free(b);
+}
+
 static void gguf_vocab_seeds(seeder *s)
 {
     static mini_vocab v;
@@ -396,6 +426,7 @@ static void gguf_vocab_seeds(seeder *s)
     for (int i = 0; i < v.n_mer; i++)
         mer[i] = v.mer[i];
     vocab_gguf_seed(s, "valid-mini", v.n_tok, tok, types, v.n_mer, mer);
+    tok_spec_seed(s, "valid-mini", v.n_tok, tok, types, v.n_mer, mer);
     mer[3] = "\xc4\xa0 zz"; /* a merge whose right side is no token */
     vocab_gguf_seed(s, "bad-merge", v.n_tok, tok, types, v.n_mer, mer);
 
@@ -414,6 +445,8 @@ static void gguf_vocab_seeds(seeder *s)
             t[i] = hv.tokens[i] ? hv.tokens[i] : "";
         vocab_gguf_seed(s, "valid-fixture-vocab", hv.n_tokens, t, hv.token_type, hv.n_merges,
                         (const char *const *)hv.merges);
+        tok_spec_seed(s, "valid-fixture-vocab", hv.n_tokens, t, hv.token_type, hv.n_merges,
+                      (const char *const *)hv.merges);
         free(t);
     } else {
         s->failed = 1;

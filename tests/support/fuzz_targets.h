@@ -31,6 +31,10 @@ typedef struct {
  *             the checksum check
  * gguf_vocab: a GGUF image -> tokenizer.ggml.* arrays -> qp_tokenizer_from_spec,
  *             encode + decode
+ * tok_spec:   a flags byte, tokens, an empty line, merges (one per line; a
+ *             token line may start with \x01 control, \x02 user-defined,
+ *             \x05 unused) ->
+ *             qp_tokenizer_from_spec, encode + decode
  * hf_config:  config.json text -> qp_hf_config_parse
  * tokenizer:  tokenizer.json text -> qp_hf_vocab_parse and
  *             qp_tokenizer_load_json, encode + decode
@@ -44,6 +48,7 @@ int qp_fuzz_st_header(const uint8_t *data, size_t size);
 int qp_fuzz_st_index(const uint8_t *data, size_t size);
 int qp_fuzz_gguf(const uint8_t *data, size_t size);
 int qp_fuzz_gguf_vocab(const uint8_t *data, size_t size);
+int qp_fuzz_tok_spec(const uint8_t *data, size_t size);
 int qp_fuzz_hf_config(const uint8_t *data, size_t size);
 int qp_fuzz_tokenizer(const uint8_t *data, size_t size);
 int qp_fuzz_imatrix(const uint8_t *data, size_t size);

@@ -1,0 +1,59 @@
+/* kquant_fast.h - the production searches of the K and IQ4 quantizers:
+ * the same two-level models as kquant_search.h (whose exhaustive searches
+ * stay as the reference), solved with a fraction of the work:
+ *
+ *  - sub-block parameters from closed-form starts (the range, or the
+ *    largest element mapped to the ends of the grid) and a small fan of
+ *    candidate inverse scales scored together, eight at a time, from the
+ *    moments of their codes (sum w q, sum w q^2, sum w q x), then one or
+ *    two least-squares refinements;
+ *  - super-scales chosen on a quadratic model of the sub-block errors
+ *    (O(sub-blocks) per candidate), the integer sub-block scales by the
+ *    same model, and only the winners requantized exactly;
+ *  - a least-squares refit of the super-scale(s) from the moments of the
+ *    exact pass, kept when the exact error drops.
+ *
+ * Every hot loop is a kernel with a scalar and an AVX2 twin that perform
+ * the same float operations in the same order (kquant_fast_impl.h holds
+ * the search, compiled once per kernel set), so both produce the same
+ * bytes. The signatures equal kquant_search.h's superblock searches, so a
+ * type file takes either. */
+#ifndef QP_KQUANT_FAST_H
+#define QP_KQUANT_FAST_H
+
+#include "quant/kquant_search.h"
+
+typedef double (*qp_kf_affine_fn)(const qp_ks_affine_spec *sp, const float *x, const float *w,
+                                  uint16_t *d_bits, uint16_t *dmin_bits, int *sc, int *m,
+                                  uint8_t *L);
+typedef double (*qp_kf_sym_fn)(const qp_ks_sym_spec *sp, const float *x, const float *w,
+                               uint16_t *d_bits, int *ls, uint8_t *L);
+/* One-scale f16 blocks (IQ4_NL): as qp_ks_sym_block_f16. */
+typedef double (*qp_kf_sym_f16_fn)(int n, const float *x, const float *w, const qp_ks_grid *g,
+                                   uint16_t *d_bits, uint8_t *L);
+
+/* Portable kernels. */
+double qp_kf_affine_superblock(const qp_ks_affine_spec *sp, const float *x, const float *w,
+                               uint16_t *d_bits, uint16_t *dmin_bits, int *sc, int *m,
+                               uint8_t *L);
+double qp_kf_sym_superblock(const qp_ks_sym_spec *sp, const float *x, const float *w,
+                            uint16_t *d_bits, int *ls, uint8_t *L);
+double qp_kf_sym_block_f16(int n, const float *x, const float *w, const qp_ks_grid *g,
+                           uint16_t *d_bits, uint8_t *L);
+
+/* AVX2 twins (quant/kquant_fast_avx2.c); call only when qp_cpu_get().avx2. */
+double qp_kf_affine_superblock_avx2(const qp_ks_affine_spec *sp, const float *x, const float *w,
+                                    uint16_t *d_bits, uint16_t *dmin_bits, int *sc, int *m,
+                                    uint8_t *L);
+double qp_kf_sym_superblock_avx2(const qp_ks_sym_spec *sp, const float *x, const float *w,
+                                 uint16_t *d_bits, int *ls, uint8_t *L);
+double qp_kf_sym_block_f16_avx2(int n, const float *x, const float *w, const qp_ks_grid *g,
+                                uint16_t *d_bits, uint8_t *L);
+
+/* Block weights as qp_ks_block_weights without the sum (the searches do
+ * not need it): imp scaled so the largest is 1, non-positive/NaN/inf as 0,
+ * all ones when imp is NULL or all zero. Same values as
+ * qp_ks_block_weights. */
+void qp_kf_block_weights(const float *imp, int n, float *w);
+
+#endif

@@ -1,0 +1,26 @@
+/* q8_0_dot_avx2.c - AVX2 Q8_0 x Q8_0 dot products (scalar twin in
+ * quant/q8_0.c): per block, |w| times a with w's sign (maddubs), pairs
+ * summed (madd), one fused multiply-add of the block scale per row. */
+#include "quant/qdot_avx2.h"
+
+#include "quant/qblocks.h"
+#include "quant/qdot_avx2_inl.h"
+
+QD_INLINE void q8_0_rows(int64_t n, const void *w_row, const void *act, uint64_t stride, int nr, float *out)
+{
+    const qp_block_q8_0 *x = w_row;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t i = 0; i < n / QP_QK; i++) {
+        const __m256i w = qd_load(x[i].qs);
+        const __m256i wabs = _mm256_abs_epi8(w);
+        const float wd = qd_f16(x[i].d);
+        for (int r = 0; r < nr; r++) {
+            const qp_block_q8_0 *y = QD_ACT(qp_block_q8_0, act, stride, r, i);
+            const __m256i p = qd_dot_s8_abs(wabs, w, qd_load(y->qs));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(wd * qd_f16(y->d)), _mm256_cvtepi32_ps(p), acc[r]);
+        }
+    }
+    qd_store(acc, nr, out);
+}
+
+QD_DEFINE_DOTS(q8_0, q8_0_rows)

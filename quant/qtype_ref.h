@@ -1,0 +1,14 @@
+/* qtype_ref.h - the exhaustive reference quantizers (quant/kquant_search.h's
+ * searches: slower, kept to measure the production searches against in
+ * tests and tests/bench/bench_quant.c). */
+#ifndef QP_QTYPE_REF_H
+#define QP_QTYPE_REF_H
+
+#include "quant/qtype.h"
+
+/* The exhaustive quantizer of `type`, or the production one for types
+ * whose quantizer has no separate search (F32, Q8_0, ...); NULL when the
+ * type cannot be quantized. */
+qp_quantize_row_fn qp_qtype_exhaustive_quantizer(uint32_t type);
+
+#endif
