@@ -1,6 +1,7 @@
 /* qp_cpu.c - CPUID/XGETBV probing (x86-64), a portable answer elsewhere. */
 #include "common/qp_cpu.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -39,6 +40,13 @@ qp_cpu_features qp_cpu_detect(void)
 
 static atomic_int g_force_scalar; /* the one mutable global: a kernel-table switch */
 
+/* CPUID is slow in virtual machines and qp_cpu_get() sits on hot paths:
+ * detect once. */
+static qp_cpu_features g_detected;
+static pthread_once_t g_detect_once = PTHREAD_ONCE_INIT;
+
+static void detect_once(void) { g_detected = qp_cpu_detect(); }
+
 void qp_cpu_force_scalar(int on) { atomic_store(&g_force_scalar, on ? 1 : 0); }
 
 qp_cpu_features qp_cpu_get(void)
@@ -47,5 +55,6 @@ qp_cpu_features qp_cpu_get(void)
         qp_cpu_features none = {0};
         return none;
     }
-    return qp_cpu_detect();
+    pthread_once(&g_detect_once, detect_once);
+    return g_detected;
 }
