@@ -126,9 +126,16 @@ static qp_status read_config(const qp_gguf *g, qp_rt_config *c, qp_err *err)
     } else if (str_is(arch_s, "qwen3moe")) {
         arch = "qwen3moe";
         c->is_moe = 1;
+    } else if (str_is(arch_s, "qwen3vlmoe")) {
+        /* The Qwen3-Omni / Qwen3-VL MoE text model: qwen3moe's tensors and keys
+         * plus M-RoPE sections. On text-only input every section gets the
+         * same position, which is plain rotary (tests/runtime/test_forward.c
+         * checks this against the transformers reference). */
+        arch = "qwen3vlmoe";
+        c->is_moe = 1;
     } else {
         return qp_err_set(err, QP_ERR_UNSUPPORTED, path,
-                          "architecture '%.*s' is not supported by the runtime (qwen3, qwen3moe)",
+                          "architecture '%.*s' is not supported by the runtime (qwen3, qwen3moe, qwen3vlmoe)",
                           (int)(arch_s.len > 64 ? 64 : arch_s.len), arch_s.ptr);
     }
     qp_status st;

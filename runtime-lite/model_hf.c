@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/qp_ggml_types.h"
+#include "convert/omni.h"
 #include "convert/plan.h"
 #include "format/hf_config.h"
 #include "format/safetensors.h"
@@ -93,13 +94,14 @@ static const char *name_at_hf(void *vctx, int64_t i)
 static qp_status config_from_hf(const qp_hf_config *h, const qp_plan *plan, const char *dir, qp_rt_config *c,
                                 qp_err *err)
 {
-    if (h->arch != QP_ARCH_QWEN3 && h->arch != QP_ARCH_QWEN3_MOE)
+    if (h->arch != QP_ARCH_QWEN3 && h->arch != QP_ARCH_QWEN3_MOE && h->arch != QP_ARCH_QWEN3_OMNI)
         return qp_err_set(err, QP_ERR_UNSUPPORTED, dir, "architecture %s is not supported by the runtime",
                           h->architecture_name[0] ? h->architecture_name : "(unknown)");
     if (h->rope_scaling.type[0])
         return qp_err_set(err, QP_ERR_UNSUPPORTED, dir, "rope scaling '%s' is not supported by the runtime",
                           h->rope_scaling.type);
-    c->is_moe = h->arch == QP_ARCH_QWEN3_MOE;
+    /* Qwen3-Omni: the thinker's MoE text model (see qp_omni_open_thinker). */
+    c->is_moe = h->arch == QP_ARCH_QWEN3_MOE || h->arch == QP_ARCH_QWEN3_OMNI;
     c->n_embd = h->hidden_size;
     c->n_layer = h->num_hidden_layers;
     c->n_head = h->num_attention_heads;
@@ -139,9 +141,17 @@ qp_status qp_rt_model_open_hf(const char *dir, qp_rt_model **out, qp_err *err)
         goto fail;
     }
     m->is_hf = 1;
-    if ((st = qp_hf_config_load(dir, h, err)) != QP_OK || (st = qp_st_open_dir(dir, &st_model, err)) != QP_OK ||
-        (st = qp_plan_build(st_model, h, &plan, err)) != QP_OK ||
-        (st = config_from_hf(h, plan, dir, &m->cfg, err)) != QP_OK)
+    if (qp_omni_is_omni_dir(dir)) {
+        /* Only the thinker's text model runs here; M-RoPE sections reduce
+         * to plain rotary on text-only positions. */
+        int64_t mrope[4];
+        if ((st = qp_omni_open_thinker(dir, h, mrope, &st_model, &plan, err)) != QP_OK)
+            goto fail;
+    } else if ((st = qp_hf_config_load(dir, h, err)) != QP_OK || (st = qp_st_open_dir(dir, &st_model, err)) != QP_OK ||
+               (st = qp_plan_build(st_model, h, &plan, err)) != QP_OK) {
+        goto fail;
+    }
+    if ((st = config_from_hf(h, plan, dir, &m->cfg, err)) != QP_OK)
         goto fail;
     hf_ctx ctx = {plan};
     if ((st = qp_rt_bind_weights(m, lookup_hf, &ctx, qp_plan_count(plan), name_at_hf, err)) != QP_OK)
