@@ -15,26 +15,34 @@ const int8_t qp_iq4_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                   1,    13,   25,  38,  53,  69,  89,  113};
 
 void qp_iq4_nl_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
-                             qp_kf_sym_f16_fn search)
+                             qp_kf_sym_blocks_fn search)
 {
+    enum { G = 8 }; /* blocks searched together */
     qp_block_iq4_nl *b = dst;
     qp_ks_grid g;
     qp_ks_grid_table(&g, qp_iq4_values, 16);
-    float w[QP_QK];
-    float xbuf[QP_QK];
-    uint8_t L[QP_QK];
-    for (int64_t i = 0; i < n / QP_QK; i++) {
-        qp_kf_block_weights(imp ? imp + i * QP_QK : NULL, QP_QK, w);
-        const float *x = qp_ks_block_input(src + i * QP_QK, QP_QK, xbuf);
-        search(QP_QK, x, w, &g, &b[i].d, L);
-        for (int j = 0; j < QP_QK / 2; j++)
-            b[i].qs[j] = (uint8_t)(L[j] | (L[j + QP_QK / 2] << 4));
+    float w[G * QP_QK];
+    float xbuf[G * QP_QK];
+    uint8_t L[G * QP_QK];
+    uint16_t d[G];
+    const int64_t nb = n / QP_QK;
+    for (int64_t i = 0; i < nb; i += G) {
+        const int k = nb - i < G ? (int)(nb - i) : G;
+        for (int j = 0; j < k; j++) /* weights normalised per block */
+            qp_kf_block_weights(imp ? imp + (i + j) * QP_QK : NULL, QP_QK, w + j * QP_QK);
+        const float *x = qp_ks_block_input(src + i * QP_QK, k * QP_QK, xbuf);
+        search(k, QP_QK, x, w, &g, d, L);
+        for (int j = 0; j < k; j++) {
+            b[i + j].d = d[j];
+            for (int l = 0; l < QP_QK / 2; l++)
+                b[i + j].qs[l] = (uint8_t)(L[j * QP_QK + l] | (L[j * QP_QK + l + QP_QK / 2] << 4));
+        }
     }
 }
 
 static void quantize_row_iq4_nl(const float *src, void *dst, int64_t n, const float *imp)
 {
-    qp_iq4_nl_quantize_rows(src, dst, n, imp, qp_kf_sym_block_f16);
+    qp_iq4_nl_quantize_rows(src, dst, n, imp, qp_kf_sym_blocks_f16);
 }
 
 static void dequantize_row_iq4_nl(const void *src, float *dst, int64_t n)

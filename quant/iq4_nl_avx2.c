@@ -5,5 +5,5 @@
 
 void qp_iq4_nl_quantize_row_avx2(const float *src, void *dst, int64_t n, const float *imp)
 {
-    qp_iq4_nl_quantize_rows(src, dst, n, imp, qp_kf_sym_block_f16_avx2);
+    qp_iq4_nl_quantize_rows(src, dst, n, imp, qp_kf_sym_blocks_f16_avx2);
 }

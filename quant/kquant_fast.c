@@ -156,6 +156,12 @@ static inline void kf_aff_err8(int n, const float *x, const float *w, float top,
         out[l] = e[l];
 }
 
+static inline void kf_f16_round8(float *v)
+{
+    for (int l = 0; l < 8; l++)
+        v[l] = qp_ks_f16_round(v[l]);
+}
+
 static inline void kf_model8(int nsub, const float *v, const float *H, const float *d, float lmin,
                              float lmax, float *out)
 {
@@ -174,10 +180,11 @@ static inline void kf_model8(int nsub, const float *v, const float *H, const flo
         out[l] = e[l];
 }
 
-static inline void kf_fit8(double sw, double sx, double sxx, const float *sq, const float *sqq,
-                           const float *sqx, float *s, float *m, double *err)
+static inline void kf_fit8(const double *vw, const double *vx, const double *vxx, const float *sq,
+                           const float *sqq, const float *sqx, float *s, float *m, double *err)
 {
     for (int l = 0; l < 8; l++) {
+        const double sw = vw[l], sx = vx[l], sxx = vxx[l];
         const double q = sq[l], qq = sqq[l], qx = sqx[l];
         const double D = sw * qq - q * q;
         double ss = (sw * qx - q * sx) / D;
@@ -256,21 +263,20 @@ static inline void kf_sym_quant(int n, const float *x, const float *w, const qp_
     mom[2] = kf_tree8(b);
 }
 
-static inline void kf_sym_err8(int n, const float *x, const float *w, const qp_ks_grid *g,
-                               const float *dl, float *out)
+static inline void kf_sym_err4x2(int n, const float *xa, const float *wa, const float *xb,
+                                 const float *wb, const qp_ks_grid *g, const float *dl, float *out)
 {
     float id[8], e[8] = {0};
     for (int l = 0; l < 8; l++)
         id[l] = dl[l] != 0.0f ? 1.0f / dl[l] : 0.0f;
-    for (int i = 0; i < n; i++) {
-        const float xi = x[i], wi = w[i];
+    for (int i = 0; i < n; i++)
         for (int l = 0; l < 8; l++) {
+            const float xi = l < 4 ? xa[i] : xb[i], wi = l < 4 ? wa[i] : wb[i];
             int k;
             const float v = kf_level(g, xi * id[l], &k);
             const float diff = dl[l] * v - xi;
             e[l] += (wi * diff) * diff;
         }
-    }
     for (int l = 0; l < 8; l++)
         out[l] = e[l];
 }
@@ -278,4 +284,5 @@ static inline void kf_sym_err8(int n, const float *x, const float *w, const qp_k
 #define KF_AFFINE_NAME qp_kf_affine_superblock
 #define KF_SYM_NAME qp_kf_sym_superblock
 #define KF_F16_NAME qp_kf_sym_block_f16
+#define KF_F16N_NAME qp_kf_sym_blocks_f16
 #include "quant/kquant_fast_impl.h"

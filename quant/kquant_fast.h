@@ -32,6 +32,11 @@ typedef double (*qp_kf_sym_fn)(const qp_ks_sym_spec *sp, const float *x, const f
 typedef double (*qp_kf_sym_f16_fn)(int n, const float *x, const float *w, const qp_ks_grid *g,
                                    uint16_t *d_bits, uint8_t *L);
 
+/* nblk (<= 16) one-scale blocks of n elements each at once (IQ4_NL rows):
+ * d_bits[nblk], L[nblk * n]; each block as qp_kf_sym_block_f16. */
+typedef void (*qp_kf_sym_blocks_fn)(int nblk, int n, const float *x, const float *w,
+                                    const qp_ks_grid *g, uint16_t *d_bits, uint8_t *L);
+
 /* Portable kernels. */
 double qp_kf_affine_superblock(const qp_ks_affine_spec *sp, const float *x, const float *w,
                                uint16_t *d_bits, uint16_t *dmin_bits, int *sc, int *m,
@@ -40,6 +45,8 @@ double qp_kf_sym_superblock(const qp_ks_sym_spec *sp, const float *x, const floa
                             uint16_t *d_bits, int *ls, uint8_t *L);
 double qp_kf_sym_block_f16(int n, const float *x, const float *w, const qp_ks_grid *g,
                            uint16_t *d_bits, uint8_t *L);
+void qp_kf_sym_blocks_f16(int nblk, int n, const float *x, const float *w, const qp_ks_grid *g,
+                          uint16_t *d_bits, uint8_t *L);
 
 /* AVX2 twins (quant/kquant_fast_avx2.c); call only when qp_cpu_get().avx2. */
 double qp_kf_affine_superblock_avx2(const qp_ks_affine_spec *sp, const float *x, const float *w,
@@ -49,6 +56,8 @@ double qp_kf_sym_superblock_avx2(const qp_ks_sym_spec *sp, const float *x, const
                                  uint16_t *d_bits, int *ls, uint8_t *L);
 double qp_kf_sym_block_f16_avx2(int n, const float *x, const float *w, const qp_ks_grid *g,
                                 uint16_t *d_bits, uint8_t *L);
+void qp_kf_sym_blocks_f16_avx2(int nblk, int n, const float *x, const float *w, const qp_ks_grid *g,
+                               uint16_t *d_bits, uint8_t *L);
 
 /* Block weights as qp_ks_block_weights without the sum (the searches do
  * not need it): imp scaled so the largest is 1, non-positive/NaN/inf as 0,

@@ -164,6 +164,16 @@ static inline void kf_aff_err8(int n, const float *x, const float *w, float top,
     _mm256_storeu_ps(out, e);
 }
 
+/* qp_ks_f16_round of finite values: F16C rounds to nearest even, as
+ * qp_f32_to_f16 does (common/qp_half.h), after the same saturation. */
+static inline void kf_f16_round8(float *v)
+{
+    const __m256 lim = _mm256_set1_ps(65504.0f);
+    __m256 x = _mm256_min_ps(_mm256_max_ps(_mm256_loadu_ps(v), _mm256_set1_ps(-65504.0f)), lim);
+    x = _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    _mm256_storeu_ps(v, x);
+}
+
 static inline void kf_model8(int nsub, const float *v, const float *H, const float *d, float lmin,
                              float lmax, float *out)
 {
@@ -207,12 +217,12 @@ static inline void kf_fit4(__m256d sw, __m256d sx, __m256d sxx, __m128 fq, __m12
     _mm_storeu_ps(m, _mm256_cvtpd_ps(mm));
 }
 
-static inline void kf_fit8(double sw, double sx, double sxx, const float *sq, const float *sqq,
-                           const float *sqx, float *s, float *m, double *err)
+static inline void kf_fit8(const double *vw, const double *vx, const double *vxx, const float *sq,
+                           const float *sqq, const float *sqx, float *s, float *m, double *err)
 {
-    const __m256d vw = _mm256_set1_pd(sw), vx = _mm256_set1_pd(sx), vxx = _mm256_set1_pd(sxx);
-    kf_fit4(vw, vx, vxx, _mm_loadu_ps(sq), _mm_loadu_ps(sqq), _mm_loadu_ps(sqx), s, m, err);
-    kf_fit4(vw, vx, vxx, _mm_loadu_ps(sq + 4), _mm_loadu_ps(sqq + 4), _mm_loadu_ps(sqx + 4), s + 4, m + 4, err + 4);
+    for (int h = 0; h < 8; h += 4)
+        kf_fit4(_mm256_loadu_pd(vw + h), _mm256_loadu_pd(vx + h), _mm256_loadu_pd(vxx + h), _mm_loadu_ps(sq + h),
+                _mm_loadu_ps(sqq + h), _mm_loadu_ps(sqx + h), s + h, m + h, err + h);
 }
 
 /* Grid lookup: level values of v (and indices when k != NULL). */
@@ -350,8 +360,8 @@ static inline void kf_sym_quant(int n, const float *x, const float *w, const qp_
     mom[2] = kf_hsum(b);
 }
 
-static inline void kf_sym_err8(int n, const float *x, const float *w, const qp_ks_grid *g,
-                               const float *dl, float *out)
+static inline void kf_sym_err4x2(int n, const float *xa, const float *wa, const float *xb,
+                                 const float *wb, const qp_ks_grid *g, const float *dl, float *out)
 {
     kf_grid8 G;
     kf_grid8_init(&G, g);
@@ -360,7 +370,8 @@ static inline void kf_sym_err8(int n, const float *x, const float *w, const qp_k
     const __m256 idv = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), dlv), nz);
     __m256 e = zero;
     for (int i = 0; i < n; i++) {
-        const __m256 xi = _mm256_set1_ps(x[i]), wi = _mm256_set1_ps(w[i]);
+        const __m256 xi = _mm256_set_m128(_mm_set1_ps(xb[i]), _mm_set1_ps(xa[i]));
+        const __m256 wi = _mm256_set_m128(_mm_set1_ps(wb[i]), _mm_set1_ps(wa[i]));
         const __m256 v = kf_level8(&G, _mm256_mul_ps(xi, idv), NULL);
         const __m256 diff = _mm256_sub_ps(_mm256_mul_ps(dlv, v), xi);
         e = _mm256_add_ps(e, _mm256_mul_ps(_mm256_mul_ps(wi, diff), diff));
@@ -371,4 +382,5 @@ static inline void kf_sym_err8(int n, const float *x, const float *w, const qp_k
 #define KF_AFFINE_NAME qp_kf_affine_superblock_avx2
 #define KF_SYM_NAME qp_kf_sym_superblock_avx2
 #define KF_F16_NAME qp_kf_sym_block_f16_avx2
+#define KF_F16N_NAME qp_kf_sym_blocks_f16_avx2
 #include "quant/kquant_fast_impl.h"

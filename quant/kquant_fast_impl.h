@@ -1,7 +1,7 @@
 /* kquant_fast_impl.h - the fast searches (model in kquant_fast.h), written
  * once over the kernels of kquant_fast_kern.h. Included once by each
  * kernel set's file, which first defines the kernels and the names:
- *   KF_AFFINE_NAME, KF_SYM_NAME, KF_F16_NAME.
+ *   KF_AFFINE_NAME, KF_SYM_NAME, KF_F16_NAME, KF_F16N_NAME.
  * Everything outside the kernels is plain C compiled with contraction off
  * (-std=c11), so both inclusions compute the same floats. */
 #ifndef KF_AFFINE_NAME
@@ -11,26 +11,29 @@
 #include <math.h>
 
 /* ---------------------------------------------------------------- tuning
- * Measured on the ggml-vectors tensors (tests/bench/bench_quant.c): each
- * buys error at a small cost; removing any costs more error than time.
+ * Measured with tests/bench/bench_quant.c on the ggml-vectors tensors
+ * (error against llama.cpp's) and a heavy-tailed synthetic tensor (speed),
+ * each against the exhaustive reference:
  *  KF_AFF_DELTA: starting inverse scales (qmax + delta) / range of the
- *      affine fit, scored together;
- *  KF_ALS: least-squares refinements of the best start;
- *  KF_SYM_DELTA: starting inverse scales of the symmetric fit, in levels
- *      beyond the far end of the grid (side 0) or the near end (side 1);
- *  KF_D_K / KF_D_STEP: super-scale candidates smax / (end * (1 + k*step)),
- *      |k| <= KF_D_K, ranked on the model;
- *  KF_REFIT: least-squares refits of the super-scale(s). */
+ *      affine fit, scored together (one lane each);
+ *  KF_SYM_DELTA / KF_SYM_SIDE: starting inverse scales of the symmetric
+ *      fit: the largest element delta levels beyond the far end of the
+ *      grid (side 0) or the near end (side 1);
+ *  KF_SYM_ALS: least-squares refinements of the best symmetric start
+ *      (the affine fit refines once for Q2_K, see KF_AFFINE_NAME);
+ *  KF_W_ALS: extra refinements with importance: the weighted optimum can
+ *      sit far from the starts (a low-weight extreme element is better
+ *      clipped); KF_TRIM below adds starts for that case too;
+ *  KF_D_FAN (below): super-scale candidates, ranked on the model;
+ *  KF_REFIT / KF_W_REFIT: least-squares refits of the super-scale(s)
+ *      without / with importance (each costs an exact pass). */
 static const float KF_AFF_DELTA[8] = {-1.0f, -0.5f, -0.25f, 0.0f, 0.25f, 0.5f, 0.75f, 1.0f};
-#define KF_SYM_ALS 0
-/* With importance the weighted optimum can sit far from the starts (a
- * low-weight extreme element is better clipped): more refinement. */
-#define KF_W_ALS 2
 static const float KF_SYM_DELTA[8] = {-1.0f, -0.5f, 0.0f, 0.5f, 1.0f, -0.5f, 0.0f, 0.5f};
 static const int KF_SYM_SIDE[8] = {0, 0, 0, 0, 0, 1, 1, 1};
-#define KF_D_K 4
-#define KF_D_STEP 0.0125f
+#define KF_SYM_ALS 0
+#define KF_W_ALS 2
 #define KF_REFIT 0
+#define KF_W_REFIT 1
 
 #define KF_MAXS 16
 
@@ -61,32 +64,12 @@ static inline int kf_argmin_f(const float *e, int n)
     return b;
 }
 
-/* Weighted least squares x ~ s*q + m for fixed codes from the moments
- * (see kquant_search.c's twin); returns the error or INFINITY. */
-static double kf_fit_moments(double sw, double sx, double sxx, double sq, double sqq, double sqx,
-                             float *s, float *m)
-{
-    const double D = sw * sqq - sq * sq;
-    if (!(D > 1e-12 * sw * sqq) || !(sqq > 0.0))
-        return INFINITY;
-    double ss = (sw * sqx - sq * sx) / D;
-    double mm = (sqq * sx - sq * sqx) / D;
-    if (mm > 0.0) { /* the K types store -m >= 0 */
-        mm = 0.0;
-        ss = sqx / sqq;
-    }
-    if (!(ss > 0.0))
-        return INFINITY;
-    *s = (float)ss;
-    *m = (float)mm;
-    return sxx - 2.0 * ss * sqx - 2.0 * mm * sx + ss * ss * sqq + 2.0 * ss * mm * sq + mm * mm * sw;
-}
-
 /* ------------------------------------------------------------ affine */
 
 typedef struct {
     float s, mn;         /* fit: x ~ s*q - mn */
     double A, B, C, Sx;  /* sum w q^2, sum w q, sum w, sum w x of the fit's codes */
+    double Sxx, e;       /* sum w x^2; the fit's error (INFINITY: not refinable) */
 } kf_asub;
 
 /* Weight threshold of the trimmed starts: elements below this fraction of
@@ -101,73 +84,117 @@ static inline float kf_trim_thr(int n, const float *w)
     return KF_TRIM * m;
 }
 
-static void kf_aff_fit(int n, const float *x, const float *w, int qmax, int als, float wtrim, kf_asub *o)
+/* The best start of every sub-block, phase by phase over all of them (they
+ * are independent: this keeps each phase's latencies overlapping); the
+ * refinements follow in kf_aff_refine. */
+static void kf_aff_fit(const qp_ks_affine_spec *sp, const float *x, const float *w, int weighted,
+                       kf_asub *sub)
 {
-    float sw, sx, sxx, xmin, xmax;
-    kf_stats(n, x, w, &sw, &sx, &sxx, &xmin, &xmax);
-    o->C = sw;
-    o->Sx = sx;
-    o->A = o->B = 0.0;
-    o->s = 0.0f;
-    o->mn = 0.0f;
-    if (xmin > xmax) /* no weight anywhere: anything is exact */
-        return;
-    const float off = xmin < 0.0f ? xmin : 0.0f;
-    const float range = xmax - off;
-    if (!(range > QP_KS_XMIN) || !isfinite(range)) { /* constant block */
-        o->mn = isfinite(off) ? -off : 0.0f;
-        return;
+    const int nsub = sp->nsub, n = sp->sublen;
+    const float top = (float)sp->qmax;
+    float off[KF_MAXS], range[KF_MAXS], t[KF_MAXS][8], sq[KF_MAXS][8], sqq[KF_MAXS][8], sqx[KF_MAXS][8];
+    int live[KF_MAXS];
+    for (int j = 0; j < nsub; j++) {
+        kf_asub *o = &sub[j];
+        float sw, sx, sxx, xmin, xmax;
+        kf_stats(n, x + j * n, w + j * n, &sw, &sx, &sxx, &xmin, &xmax);
+        o->C = sw;
+        o->Sx = sx;
+        o->Sxx = sxx;
+        o->e = INFINITY;
+        o->A = o->B = 0.0;
+        o->s = 0.0f;
+        o->mn = 0.0f;
+        off[j] = xmin < 0.0f ? xmin : 0.0f;
+        range[j] = xmax - off[j];
+        /* no weight anywhere (anything is exact), or a constant block */
+        live[j] = xmin <= xmax && range[j] > QP_KS_XMIN && isfinite(range[j]);
+        if (xmin <= xmax && !live[j])
+            o->mn = isfinite(off[j]) ? -off[j] : 0.0f;
+        const float ir = live[j] ? 1.0f / range[j] : 0.0f;
+        for (int c = 0; c < 8; c++)
+            t[j][c] = (top + KF_AFF_DELTA[c]) * ir;
     }
-    const float top = (float)qmax;
-    float t[8], sq[8], sqq[8], sqx[8];
-    for (int c = 0; c < 8; c++)
-        t[c] = (top + KF_AFF_DELTA[c]) / range;
-    kf_aff_cand8(n, x, w, top, t, off, sq, sqq, sqx);
-    float fs[8], fm[8];
-    double fe[8];
-    kf_fit8(sw, sx, sxx, sq, sqq, sqx, fs, fm, fe);
-    int bc = kf_argmin_d(fe, 8);
-    double best = fe[bc];
-    o->s = fs[bc];
-    o->mn = -fm[bc];
-    o->A = sqq[bc];
-    o->B = sq[bc];
-    if (wtrim > 0.0f) {
-        /* the same fan over the range of the elements that carry weight */
-        float tmin, tmax;
-        kf_minmax(n, x, w, wtrim, &tmin, &tmax);
-        const float toff = tmin < 0.0f ? tmin : 0.0f, trange = tmax - toff;
-        if (tmin <= tmax && trange > QP_KS_XMIN && trange < range) {
-            for (int c = 0; c < 8; c++)
-                t[c] = (top + KF_AFF_DELTA[c]) / trange;
-            kf_aff_cand8(n, x, w, top, t, toff, sq, sqq, sqx);
-            kf_fit8(sw, sx, sxx, sq, sqq, sqx, fs, fm, fe);
-            bc = kf_argmin_d(fe, 8);
-            if (fe[bc] < best) {
-                best = fe[bc];
-                o->s = fs[bc];
-                o->mn = -fm[bc];
-                o->A = sqq[bc];
-                o->B = sq[bc];
+    for (int j = 0; j < nsub; j++)
+        kf_aff_cand8(n, x + j * n, w + j * n, top, t[j], off[j], sq[j], sqq[j], sqx[j]);
+    for (int j = 0; j < nsub; j++) {
+        kf_asub *o = &sub[j];
+        if (!live[j])
+            continue;
+        float fs[8], fm[8];
+        double fe[8], vw[8], vx[8], vxx[8];
+        for (int c = 0; c < 8; c++) {
+            vw[c] = o->C;
+            vx[c] = o->Sx;
+            vxx[c] = o->Sxx;
+        }
+        kf_fit8(vw, vx, vxx, sq[j], sqq[j], sqx[j], fs, fm, fe);
+        int bc = kf_argmin_d(fe, 8);
+        double best = fe[bc];
+        o->s = fs[bc];
+        o->mn = -fm[bc];
+        o->A = sqq[j][bc];
+        o->B = sq[j][bc];
+        if (weighted) {
+            /* the same fan over the range of the elements that carry weight */
+            const float *xj = x + j * n, *wj = w + j * n;
+            float tmin, tmax, tt[8], uq[8], uqq[8], uqx[8];
+            kf_minmax(n, xj, wj, kf_trim_thr(n, wj), &tmin, &tmax);
+            const float toff = tmin < 0.0f ? tmin : 0.0f, trange = tmax - toff;
+            if (tmin <= tmax && trange > QP_KS_XMIN && trange < range[j]) {
+                for (int c = 0; c < 8; c++)
+                    tt[c] = (top + KF_AFF_DELTA[c]) / trange;
+                kf_aff_cand8(n, xj, wj, top, tt, toff, uq, uqq, uqx);
+                kf_fit8(vw, vx, vxx, uq, uqq, uqx, fs, fm, fe);
+                bc = kf_argmin_d(fe, 8);
+                if (fe[bc] < best) {
+                    best = fe[bc];
+                    o->s = fs[bc];
+                    o->mn = -fm[bc];
+                    o->A = uqq[bc];
+                    o->B = uq[bc];
+                }
             }
         }
+        if (!(best < INFINITY)) { /* degenerate: plain range */
+            o->s = range[j] / top;
+            o->mn = -off[j];
+            continue;
+        }
+        o->e = best;
     }
-    if (!(best < INFINITY)) { /* degenerate: plain range */
-        o->s = range / top;
-        o->mn = -off;
-        return;
-    }
+}
+
+/* als rounds of least squares on the codes of the current fit, for all
+ * sub-blocks at once (the fits are independent: batching them keeps the
+ * divisions of one from stalling the next); each sub-block keeps a round
+ * only when its error drops. */
+static void kf_aff_refine(const qp_ks_affine_spec *sp, const float *x, const float *w, int als,
+                          kf_asub *sub)
+{
+    const int nsub = sp->nsub, len = sp->sublen;
+    const float top = (float)sp->qmax;
     for (int it = 0; it < als; it++) {
-        float q1, q2, q3, s = 0.0f, m = 0.0f;
-        kf_aff_moments(n, x, w, top, 1.0f / o->s, -o->mn, &q1, &q2, &q3);
-        const double e = kf_fit_moments(sw, sx, sxx, q1, q2, q3, &s, &m);
-        if (!(e < best))
-            break;
-        best = e;
-        o->s = s;
-        o->mn = -m;
-        o->A = q2;
-        o->B = q1;
+        float q1[KF_MAXS], q2[KF_MAXS], q3[KF_MAXS], fs[KF_MAXS], fm[KF_MAXS];
+        double vw[KF_MAXS], vx[KF_MAXS], vxx[KF_MAXS], fe[KF_MAXS];
+        for (int j = 0; j < nsub; j++) {
+            const int live = sub[j].e < INFINITY;
+            kf_aff_moments(len, x + j * len, w + j * len, top, live ? 1.0f / sub[j].s : 0.0f,
+                           -sub[j].mn, &q1[j], &q2[j], &q3[j]);
+            vw[j] = sub[j].C;
+            vx[j] = sub[j].Sx;
+            vxx[j] = sub[j].Sxx;
+        }
+        for (int j = 0; j < nsub; j += 8)
+            kf_fit8(vw + j, vx + j, vxx + j, q1 + j, q2 + j, q3 + j, fs + j, fm + j, fe + j);
+        for (int j = 0; j < nsub; j++)
+            if (fe[j] < sub[j].e) {
+                sub[j].e = fe[j];
+                sub[j].s = fs[j];
+                sub[j].mn = -fm[j];
+                sub[j].A = q2[j];
+                sub[j].B = q1[j];
+            }
     }
 }
 
@@ -185,7 +212,8 @@ static float kf_pick_scale(int nsub, const float *v, const double *A, float vmax
     for (int j = 0; j < nsub; j++)
         Af[j] = (float)A[j];
     for (int c = 0; c < 8; c++)
-        d[c] = qp_ks_f16_round(vmax / ((float)end * (1.0f + KF_D_FAN[c])));
+        d[c] = vmax / ((float)end * (1.0f + KF_D_FAN[c]));
+    kf_f16_round8(d);
     kf_model8(nsub, v, Af, d, (float)imin, (float)imax, e);
     return d[kf_argmin_f(e, 8)];
 }
@@ -214,9 +242,9 @@ double KF_AFFINE_NAME(const qp_ks_affine_spec *sp, const float *x, const float *
     float s[KF_MAXS], mn[KF_MAXS];
     double A[KF_MAXS], C[KF_MAXS];
     float smax = 0.0f, mmax = 0.0f;
+    kf_aff_fit(sp, x, w, weighted, sub);
+    kf_aff_refine(sp, x, w, als, sub);
     for (int j = 0; j < nsub; j++) {
-        kf_aff_fit(len, x + j * len, w + j * len, sp->qmax, als,
-                   weighted ? kf_trim_thr(len, w + j * len) : 0.0f, &sub[j]);
         s[j] = sub[j].s;
         mn[j] = sub[j].mn;
         A[j] = sub[j].A;
@@ -232,10 +260,13 @@ double KF_AFFINE_NAME(const qp_ks_affine_spec *sp, const float *x, const float *
     float dmin = kf_pick_scale(nsub, mn, C, mmax, 0, sp->mmax, sp->mmax);
     *d_bits = qp_ks_f16_bits(d);
     *dmin_bits = qp_ks_f16_bits(dmin);
-    /* integers: the best of the 3x3 neighbourhood on the full quadratic
-     * model (cross term included), then one exact pass */
+    /* integers: the 3x3 neighbourhood on the full quadratic model (cross
+     * term included); with exact8 its eight best scored exactly (phase by
+     * phase over the sub-blocks, as the fits); then one exact pass */
     double total = 0.0;
     float mom[KF_MAXS][4];
+    int ka[KF_MAXS][8], kb[KF_MAXS][8];
+    float dl[KF_MAXS][8], ml[KF_MAXS][8], e8[KF_MAXS][8];
     for (int j = 0; j < nsub; j++) {
         const int c1 = d != 0.0f ? qp_ks_nearest_int(s[j] / d) : 0;
         const int c2 = dmin != 0.0f ? qp_ks_nearest_int(mn[j] / dmin) : 0;
@@ -247,37 +278,38 @@ double KF_AFFINE_NAME(const qp_ks_affine_spec *sp, const float *x, const float *
             const double da = (double)d * pa[k] - s[j], db = (double)dmin * pb[k] - mn[j];
             me[k] = A[j] * da * da - 2.0 * sub[j].B * da * db + C[j] * db * db;
         }
-        int ba, bb;
         if (exact8) {
-            /* the eight best on the model scored exactly (the worst dropped) */
+            /* the eight best on the model (the worst dropped) */
             int worst = 0;
             for (int k = 1; k < 9; k++)
                 worst = me[k] > me[worst] ? k : worst;
-            float dl[8], ml[8], e8[8];
-            int ka[8], kb[8];
             for (int k = 0, c = 0; k < 9; k++) {
                 if (k == worst)
                     continue;
-                ka[c] = pa[k];
-                kb[c] = pb[k];
-                dl[c] = d * (float)pa[k];
-                ml[c++] = dmin * (float)pb[k];
+                ka[j][c] = pa[k];
+                kb[j][c] = pb[k];
+                dl[j][c] = d * (float)pa[k];
+                ml[j][c++] = dmin * (float)pb[k];
             }
-            kf_aff_err8(len, x + j * len, w + j * len, (float)sp->qmax, dl, ml, e8);
-            const int bk = kf_argmin_f(e8, 8);
-            ba = ka[bk];
-            bb = kb[bk];
         } else {
             const int bk = kf_argmin_d(me, 9);
-            ba = pa[bk];
-            bb = pb[bk];
+            sc[j] = pa[bk];
+            m[j] = pb[bk];
         }
-        sc[j] = ba;
-        m[j] = bb;
-        total += kf_aff_exact(sp, x, w, d, dmin, j, ba, bb, L, mom[j]);
     }
+    if (exact8) {
+        for (int j = 0; j < nsub; j++)
+            kf_aff_err8(len, x + j * len, w + j * len, (float)sp->qmax, dl[j], ml[j], e8[j]);
+        for (int j = 0; j < nsub; j++) {
+            const int bk = kf_argmin_f(e8[j], 8);
+            sc[j] = ka[j][bk];
+            m[j] = kb[j][bk];
+        }
+    }
+    for (int j = 0; j < nsub; j++)
+        total += kf_aff_exact(sp, x, w, d, dmin, j, sc[j], m[j], L, mom[j]);
     /* least-squares refit of (d, dmin) on the exact pass's codes */
-    for (int it = 0; it < KF_REFIT; it++) {
+    for (int it = 0; it < (weighted ? KF_W_REFIT : KF_REFIT); it++) {
         double aa = 0, ab = 0, bb = 0, ax = 0, bx = 0;
         for (int j = 0; j < nsub; j++) {
             const double a = sc[j], b = m[j];
@@ -331,64 +363,89 @@ double KF_AFFINE_NAME(const qp_ks_affine_spec *sp, const float *x, const float *
 /* Best real scale of one sub-block (signed): the largest element mapped a
  * few levels around either end of the grid, the best start refined by
  * least squares. *H = sum w lev^2 of its codes. */
-static float kf_sym_fit(int n, const float *x, const float *w, const qp_ks_grid *g, int als,
-                        float wtrim, double *H)
+/* Scores sqx^2 / sqq of eight candidates (the error each removes at its
+ * least-squares scale; -1 when it has no codes); returns the best one's
+ * index (the first of equals). */
+static inline int kf_sym_score8(const float *sqx, const float *sqq, double *sc)
 {
-    float xmin, xmax;
-    kf_minmax(n, x, w, 0.0f, &xmin, &xmax);
-    *H = 0.0;
-    if (xmin > xmax)
-        return 0.0f;
-    const float M = xmax >= -xmin ? xmax : xmin;
-    if (!(fabsf(M) > QP_KS_XMIN) || !isfinite(M))
-        return 0.0f;
+    for (int c = 0; c < 8; c++)
+        sc[c] = sqq[c] > 0.0f ? (double)sqx[c] * sqx[c] / sqq[c] : -1.0;
+    int b = 0;
+    for (int c = 1; c < 8; c++)
+        b = sc[c] > sc[b] ? c : b;
+    return b;
+}
+
+/* Best real scales s[j] (signed) of nsub sub-blocks of len elements: the
+ * largest element mapped a few levels around either end of the grid, the
+ * best start refined by least squares (als rounds). H[j] = sum w lev^2 of
+ * the codes. Done phase by phase over all sub-blocks (they are
+ * independent; this keeps each phase's latencies overlapping). */
+static void kf_sym_fit(int nsub, int len, const float *x, const float *w, const qp_ks_grid *g,
+                       int als, int weighted, float *s, double *H)
+{
     const float e0 = g->lev[0], e1 = g->lev[g->nlev - 1];
     /* one level of the grid around its ends */
     const float step = (e1 - e0) / (float)(g->nlev - 1);
-    float t[8], sqx[8], sqq[8];
-    for (int c = 0; c < 8; c++) {
-        const float end = KF_SYM_SIDE[c] ? e1 + KF_SYM_DELTA[c] * step : e0 - KF_SYM_DELTA[c] * step;
-        t[c] = end / M;
-    }
-    kf_sym_cand8(n, x, w, g, t, sqx, sqq);
-    double bx = 0.0, bq = 1.0;
+    float ends[8];
     for (int c = 0; c < 8; c++)
-        if (sqq[c] > 0.0f && (double)sqx[c] * sqx[c] * bq > bx * bx * sqq[c]) {
-            bx = sqx[c];
-            bq = sqq[c];
-        }
-    if (wtrim > 0.0f) {
-        /* the same fan around the largest element that carries weight */
-        float tmin, tmax;
-        kf_minmax(n, x, w, wtrim, &tmin, &tmax);
-        const float Mt = tmax >= -tmin ? tmax : tmin;
-        if (tmin <= tmax && fabsf(Mt) > QP_KS_XMIN && fabsf(Mt) < fabsf(M)) {
-            for (int c = 0; c < 8; c++)
-                t[c] = t[c] * (M / Mt);
-            kf_sym_cand8(n, x, w, g, t, sqx, sqq);
-            for (int c = 0; c < 8; c++)
-                if (sqq[c] > 0.0f && (double)sqx[c] * sqx[c] * bq > bx * bx * sqq[c]) {
-                    bx = sqx[c];
-                    bq = sqq[c];
+        ends[c] = KF_SYM_SIDE[c] ? e1 + KF_SYM_DELTA[c] * step : e0 - KF_SYM_DELTA[c] * step;
+    float M[KF_MAXS], t[KF_MAXS][8], sqx[KF_MAXS][8], sqq[KF_MAXS][8];
+    int live[KF_MAXS];
+    for (int j = 0; j < nsub; j++) {
+        float xmin, xmax;
+        kf_minmax(len, x + j * len, w + j * len, 0.0f, &xmin, &xmax);
+        M[j] = xmax >= -xmin ? xmax : xmin;
+        live[j] = xmin <= xmax && fabsf(M[j]) > QP_KS_XMIN && isfinite(M[j]);
+        const float iM = live[j] ? 1.0f / M[j] : 0.0f;
+        for (int c = 0; c < 8; c++)
+            t[j][c] = ends[c] * iM;
+    }
+    for (int j = 0; j < nsub; j++)
+        kf_sym_cand8(len, x + j * len, w + j * len, g, t[j], sqx[j], sqq[j]);
+    for (int j = 0; j < nsub; j++) {
+        const float *xj = x + j * len, *wj = w + j * len;
+        s[j] = 0.0f;
+        H[j] = 0.0;
+        if (!live[j])
+            continue;
+        double sc[8];
+        int bc = kf_sym_score8(sqx[j], sqq[j], sc);
+        double bx = sqx[j][bc], bq = sqq[j][bc], best = sc[bc];
+        if (weighted) {
+            /* the same fan around the largest element that carries weight */
+            float tmin, tmax, tx[8], ux[8], uq[8];
+            kf_minmax(len, xj, wj, kf_trim_thr(len, wj), &tmin, &tmax);
+            const float Mt = tmax >= -tmin ? tmax : tmin;
+            if (tmin <= tmax && fabsf(Mt) > QP_KS_XMIN && fabsf(Mt) < fabsf(M[j])) {
+                for (int c = 0; c < 8; c++)
+                    tx[c] = t[j][c] * (M[j] / Mt);
+                kf_sym_cand8(len, xj, wj, g, tx, ux, uq);
+                bc = kf_sym_score8(ux, uq, sc);
+                if (sc[bc] > best) {
+                    bx = ux[bc];
+                    bq = uq[bc];
+                    best = sc[bc];
                 }
+            }
         }
+        if (!(best > 0.0))
+            continue;
+        float sj = (float)(bx / bq);
+        H[j] = bq;
+        for (int it = 0; it < als; it++) {
+            float mom[3];
+            uint8_t Lt[QP_KS_MAX_SUB];
+            kf_sym_quant(len, xj, wj, g, sj, Lt, mom);
+            if (!(mom[2] > 0.0f) || !((double)mom[1] * mom[1] * bq > bx * bx * mom[2]))
+                break;
+            bx = mom[1];
+            bq = mom[2];
+            sj = (float)(bx / bq);
+            H[j] = bq;
+        }
+        s[j] = sj;
     }
-    if (bx == 0.0)
-        return 0.0f;
-    float s = (float)(bx / bq);
-    *H = bq;
-    for (int it = 0; it < als; it++) {
-        float mom[3];
-        uint8_t Lt[QP_KS_MAX_SUB];
-        kf_sym_quant(n, x, w, g, s, Lt, mom);
-        if (!(mom[2] > 0.0f) || !((double)mom[1] * mom[1] * bq > bx * bx * mom[2]))
-            break;
-        bx = mom[1];
-        bq = mom[2];
-        s = (float)(bx / bq);
-        *H = bq;
-    }
-    return s;
 }
 
 double KF_SYM_NAME(const qp_ks_sym_spec *sp, const float *x, const float *w, uint16_t *d_bits,
@@ -400,12 +457,10 @@ double KF_SYM_NAME(const qp_ks_sym_spec *sp, const float *x, const float *w, uin
     float s[KF_MAXS];
     double H[KF_MAXS];
     float smax = 0.0f;
-    for (int j = 0; j < nsub; j++) {
-        s[j] = kf_sym_fit(len, x + j * len, w + j * len, sp->grid, als,
-                          weighted ? kf_trim_thr(len, w + j * len) : 0.0f, &H[j]);
+    kf_sym_fit(nsub, len, x, w, sp->grid, als, weighted, s, H);
+    for (int j = 0; j < nsub; j++)
         if (fabsf(s[j]) > fabsf(smax))
             smax = s[j];
-    }
     float d = 0.0f;
     if (smax != 0.0f && isfinite(smax)) {
         /* the largest sub-block scale near either end of the integer range */
@@ -422,26 +477,26 @@ double KF_SYM_NAME(const qp_ks_sym_spec *sp, const float *x, const float *w, uin
     /* integers: nearest and its two neighbours scored exactly together */
     double total = 0.0;
     float mom[KF_MAXS][3];
-    for (int j = 0; j < nsub; j++) {
-        const float *xj = x + j * len, *wj = w + j * len;
-        const int c = d != 0.0f ? qp_ks_clampi(qp_ks_nearest_int(s[j] / d), sp->lmin, sp->lmax) : 0;
-        float dl[8], e[8];
-        int lc[8];
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    float dl[KF_MAXS / 2][8], e[KF_MAXS / 2][8];
+    int lc[KF_MAXS / 2][8];
+    for (int j = 0; j < nsub; j += 2) /* two sub-blocks, four lanes each */
         for (int k = 0; k < 8; k++) {
-            lc[k] = qp_ks_clampi(c + (k < 3 ? k - 1 : 0), sp->lmin, sp->lmax);
-            dl[k] = d * (float)lc[k];
+            const int c = qp_ks_clampi(qp_ks_nearest_int(s[j + k / 4] * id), sp->lmin, sp->lmax);
+            lc[j / 2][k] = qp_ks_clampi(c + ((k & 3) < 3 ? (k & 3) - 1 : 0), sp->lmin, sp->lmax);
+            dl[j / 2][k] = d * (float)lc[j / 2][k];
         }
-        kf_sym_err8(len, xj, wj, sp->grid, dl, e);
-        int bk = 1;
-        for (int k = 0; k < 3; k++)
-            if (e[k] < e[bk])
-                bk = k;
-        ls[j] = lc[bk];
-        kf_sym_quant(len, xj, wj, sp->grid, dl[bk], L + j * len, mom[j]);
+    for (int j = 0; j < nsub; j += 2)
+        kf_sym_err4x2(len, x + j * len, w + j * len, x + (j + 1) * len, w + (j + 1) * len, sp->grid,
+                      dl[j / 2], e[j / 2]);
+    for (int j = 0; j < nsub; j++) {
+        const int h = j & 1, bk = 4 * h + kf_argmin_f(e[j / 2] + 4 * h, 3);
+        ls[j] = lc[j / 2][bk];
+        kf_sym_quant(len, x + j * len, w + j * len, sp->grid, dl[j / 2][bk], L + j * len, mom[j]);
         total += mom[j][0];
     }
     /* least-squares refit of d on the exact codes */
-    for (int it = 0; it < KF_REFIT; it++) {
+    for (int it = 0; it < (weighted ? KF_W_REFIT : KF_REFIT); it++) {
         double num = 0.0, den = 0.0;
         for (int j = 0; j < nsub; j++) {
             num += (double)ls[j] * mom[j][1];
@@ -473,33 +528,44 @@ double KF_SYM_NAME(const qp_ks_sym_spec *sp, const float *x, const float *w, uin
 
 /* ------------------------------------------------------------ one f16 scale */
 
+void KF_F16N_NAME(int nblk, int n, const float *x, const float *w, const qp_ks_grid *g,
+                  uint16_t *d_bits, uint8_t *L)
+{
+    float s[KF_MAXS];
+    double H[KF_MAXS];
+    const int weighted = kf_weighted(nblk * n, w);
+    kf_sym_fit(nblk, n, x, w, g, KF_SYM_ALS + (weighted ? KF_W_ALS : 0), weighted, s, H);
+    /* per block: the all-zero block, the f16 rounding of s and its two
+     * neighbours, two blocks scored together */
+    for (int j = 0; j < nblk; j += 2) {
+        const int j1 = j + 1 < nblk ? j + 1 : j; /* an odd last block pairs with itself */
+        uint16_t cand[8];
+        float dl[8], e[8];
+        for (int h = 0; h < 2; h++) {
+            const uint16_t b = qp_ks_f16_bits(s[h ? j1 : j]);
+            uint16_t *c = cand + 4 * h;
+            c[0] = 0;
+            c[1] = b;
+            c[2] = (b & 0x7fffu) < 0x7bffu ? (uint16_t)(b + 1) : b;
+            c[3] = (b & 0x7fffu) > 0 ? (uint16_t)(b - 1) : b;
+        }
+        for (int k = 0; k < 8; k++)
+            dl[k] = qp_f16_to_f32(cand[k]);
+        kf_sym_err4x2(n, x + j * n, w + j * n, x + j1 * n, w + j1 * n, g, dl, e);
+        for (int h = 0; h < 2 && j + h < nblk; h++) {
+            const int bk = 4 * h + kf_argmin_f(e + 4 * h, 4);
+            float mom[3];
+            d_bits[j + h] = cand[bk];
+            kf_sym_quant(n, x + (j + h) * n, w + (j + h) * n, g, dl[bk], L + (j + h) * n, mom);
+        }
+    }
+}
+
 double KF_F16_NAME(int n, const float *x, const float *w, const qp_ks_grid *g, uint16_t *d_bits,
                    uint8_t *L)
 {
-    double H;
-    const int weighted = kf_weighted(n, w);
-    const float s = kf_sym_fit(n, x, w, g, KF_SYM_ALS + (weighted ? KF_W_ALS : 0),
-                               weighted ? kf_trim_thr(n, w) : 0.0f, &H);
-    /* the all-zero block, the f16 rounding of s and its two neighbours */
-    const uint16_t b = qp_ks_f16_bits(s);
-    uint16_t cand[8];
-    float dl[8], e[8];
-    cand[0] = 0;
-    cand[1] = b;
-    cand[2] = (b & 0x7fffu) < 0x7bffu ? (uint16_t)(b + 1) : b;
-    cand[3] = (b & 0x7fffu) > 0 ? (uint16_t)(b - 1) : b;
-    for (int k = 0; k < 8; k++) {
-        if (k >= 4)
-            cand[k] = b;
-        dl[k] = qp_f16_to_f32(cand[k]);
-    }
-    kf_sym_err8(n, x, w, g, dl, e);
-    int bk = 0;
-    for (int k = 1; k < 4; k++)
-        if (e[k] < e[bk])
-            bk = k;
-    *d_bits = cand[bk];
+    KF_F16N_NAME(1, n, x, w, g, d_bits, L);
     float mom[3];
-    kf_sym_quant(n, x, w, g, dl[bk], L, mom);
+    kf_sym_quant(n, x, w, g, qp_f16_to_f32(*d_bits), L, mom);
     return mom[0];
 }

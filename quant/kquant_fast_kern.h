@@ -31,12 +31,14 @@
  *  kf_sym_quant(n, x, w, g, dl, L, mom[3]): id as above, k = index(x*id),
  *      diff = dl*lev[k] - x; mom = {sum w*diff*diff, sum wv*x, sum wv*v};
  *      writes L = k.
- *  kf_sym_err8(n, x, w, g, dl[8], e[8]): lane-parallel errors of
- *      kf_sym_quant.
+ *  kf_sym_err4x2(n, xa, wa, xb, wb, g, dl[8], e[8]): lane-parallel errors
+ *      of kf_sym_quant, lanes 0-3 on the elements (xa, wa), lanes 4-7 on
+ *      (xb, wb).
  *  kf_model8(nsub, v, H, d[8], lmin, lmax, e[8]): lane-parallel model of
  *      the super-scale candidates d: id = d != 0 ? 1/d : 0, l = rnd(clamp(
  *      v*id, lmin, lmax)), diff = d*l - v, e += (H*diff)*diff.
- *  kf_fit8(sw, sx, sxx, sq[8], sqq[8], sqx[8], s[8], m[8], e[8]): the
+ *  kf_f16_round8(v[8]): v = qp_ks_f16_round(v), for finite v.
+ *  kf_fit8(sw[8], sx[8], sxx[8], sq[8], sqq[8], sqx[8], s[8], m[8], e[8]): the
  *      least-squares (s, m <= 0) of each candidate's codes and its error,
  *      in double, lane by lane (INFINITY when degenerate). */
 #ifndef QP_KQUANT_FAST_KERN_H

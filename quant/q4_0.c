@@ -9,7 +9,8 @@
 
 #include <math.h>
 
-#include "quant/kquant_search.h"
+#include "quant/kquant_fast.h"
+#include "quant/quant_rows.h"
 #include "quant/qblocks.h"
 
 /* (int)(v) for the ggml rounding idiom, saturated to 0..15; NaN -> 0. */
@@ -46,7 +47,7 @@ static void q4_0_unpack(const qp_block_q4_0 *b, uint8_t *L)
     }
 }
 
-static void q4_0_block_weighted(const float *x, const float *w, const qp_ks_grid *g,
+static void q4_0_block_weighted(const float *x, const float *w, const qp_ks_grid *g, qp_kf_sym_f16_fn search,
                                 qp_block_q4_0 *b)
 {
     uint8_t L[QP_QK];
@@ -60,7 +61,7 @@ static void q4_0_block_weighted(const float *x, const float *w, const qp_ks_grid
         e_plain += (double)w[j] * diff * diff;
     }
     uint16_t d_bits;
-    double e = qp_ks_sym_block_f16(QP_QK, x, w, g, &d_bits, L);
+    double e = search(QP_QK, x, w, g, &d_bits, L);
     if (!(e < e_plain)) {
         *b = plain;
         return;
@@ -70,7 +71,8 @@ static void q4_0_block_weighted(const float *x, const float *w, const qp_ks_grid
         b->qs[j] = (uint8_t)(L[j] | (L[j + QP_QK / 2] << 4)); /* level k is q = k */
 }
 
-static void quantize_row_q4_0(const float *src, void *dst, int64_t n, const float *imp)
+void qp_q4_0_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
+                           qp_kf_sym_f16_fn search)
 {
     qp_block_q4_0 *b = dst;
     qp_ks_grid g;
@@ -83,9 +85,14 @@ static void quantize_row_q4_0(const float *src, void *dst, int64_t n, const floa
             q4_0_block_plain(x, &b[i]);
         } else {
             qp_ks_block_weights(imp + i * QP_QK, QP_QK, w);
-            q4_0_block_weighted(x, w, &g, &b[i]);
+            q4_0_block_weighted(x, w, &g, search, &b[i]);
         }
     }
+}
+
+static void quantize_row_q4_0(const float *src, void *dst, int64_t n, const float *imp)
+{
+    qp_q4_0_quantize_rows(src, dst, n, imp, qp_kf_sym_block_f16);
 }
 
 static void dequantize_row_q4_0(const void *src, float *dst, int64_t n)

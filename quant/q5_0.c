@@ -8,7 +8,8 @@
 
 #include <math.h>
 
-#include "quant/kquant_search.h"
+#include "quant/kquant_fast.h"
+#include "quant/quant_rows.h"
 #include "quant/qblocks.h"
 
 static int trunc_q(float v, int qmax)
@@ -56,7 +57,7 @@ static void q5_0_block_plain(const float *x, qp_block_q5_0 *b)
     q5_0_pack(L, b);
 }
 
-static void q5_0_block_weighted(const float *x, const float *w, const qp_ks_grid *g,
+static void q5_0_block_weighted(const float *x, const float *w, const qp_ks_grid *g, qp_kf_sym_f16_fn search,
                                 qp_block_q5_0 *b)
 {
     uint8_t L[QP_QK];
@@ -70,7 +71,7 @@ static void q5_0_block_weighted(const float *x, const float *w, const qp_ks_grid
         e_plain += (double)w[j] * diff * diff;
     }
     uint16_t d_bits;
-    double e = qp_ks_sym_block_f16(QP_QK, x, w, g, &d_bits, L);
+    double e = search(QP_QK, x, w, g, &d_bits, L);
     if (!(e < e_plain)) {
         *b = plain;
         return;
@@ -79,7 +80,8 @@ static void q5_0_block_weighted(const float *x, const float *w, const qp_ks_grid
     q5_0_pack(L, b); /* level k is q = k */
 }
 
-static void quantize_row_q5_0(const float *src, void *dst, int64_t n, const float *imp)
+void qp_q5_0_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
+                           qp_kf_sym_f16_fn search)
 {
     qp_block_q5_0 *b = dst;
     qp_ks_grid g;
@@ -92,9 +94,14 @@ static void quantize_row_q5_0(const float *src, void *dst, int64_t n, const floa
             q5_0_block_plain(x, &b[i]);
         } else {
             qp_ks_block_weights(imp + i * QP_QK, QP_QK, w);
-            q5_0_block_weighted(x, w, &g, &b[i]);
+            q5_0_block_weighted(x, w, &g, search, &b[i]);
         }
     }
+}
+
+static void quantize_row_q5_0(const float *src, void *dst, int64_t n, const float *imp)
+{
+    qp_q5_0_quantize_rows(src, dst, n, imp, qp_kf_sym_block_f16);
 }
 
 static void dequantize_row_q5_0(const void *src, float *dst, int64_t n)

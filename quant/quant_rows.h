@@ -22,8 +22,13 @@ void qp_q6_k_quantize_rows(const float *src, void *dst, int64_t n, const float *
                            qp_kf_sym_fn search);
 void qp_iq4_xs_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
                              qp_kf_sym_fn search);
+/* Q4_0 / Q5_0: the search is used with importance only (else ggml's bytes). */
+void qp_q4_0_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
+                           qp_kf_sym_f16_fn search);
+void qp_q5_0_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
+                           qp_kf_sym_f16_fn search);
 void qp_iq4_nl_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
-                             qp_kf_sym_f16_fn search);
+                             qp_kf_sym_blocks_fn search);
 
 /* AVX2 row quantizers (installed by quant/qtype_avx2.c). */
 void qp_q2_k_quantize_row_avx2(const float *src, void *dst, int64_t n, const float *imp);

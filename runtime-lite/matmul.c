@@ -17,8 +17,6 @@ typedef struct {
     const qp_qtype *qt;   /* weight kernels (vec_dot, dequantize_row) */
     const float *x;       /* the job's first activation row */
     int64_t n_tok;        /* its rows */
-    int64_t n_full;       /* rows covered by full tiles */
-    const float *xtail;   /* the last partial tile's rows, zero padded to 6 */
     const uint8_t *xq;    /* MM_VECDOT: the job's activations in vec_dot_type */
     uint64_t xq_row_bytes;
     int64_t first_item;   /* global index of this job's first panel */
@@ -86,20 +84,20 @@ void qp_rt_rows_to_f32(const qp_rt_tensor *w, int64_t row0, int64_t n, float *ds
 
 /* ------------------------------------------------------------ scalar twins */
 
-void qp_rt_tile_scalar(int64_t K, const float *x, int64_t ldx, const float *panel, int64_t ldp, float *y,
+void qp_rt_tile_scalar(int m, int64_t K, const float *x, int64_t ldx, const float *panel, int64_t ldp, float *y,
                        int64_t ldy)
 {
     float acc[QP_RT_TILE_M][QP_RT_TILE_N];
     memset(acc, 0, sizeof acc);
     for (int64_t k = 0; k < K; k++) {
         const float *p = panel + k * ldp;
-        for (int i = 0; i < QP_RT_TILE_M; i++) {
+        for (int i = 0; i < m; i++) {
             const float a = x[i * ldx + k];
             for (int j = 0; j < QP_RT_TILE_N; j++)
                 acc[i][j] += a * p[j];
         }
     }
-    for (int i = 0; i < QP_RT_TILE_M; i++)
+    for (int i = 0; i < m; i++)
         memcpy(y + i * ldy, acc[i], sizeof acc[i]);
 }
 
@@ -134,15 +132,13 @@ static void run_panel(const mm_ctx *c, const mm_plan *pl, const float *panel, in
     const qp_rt_mm_job *job = pl->job;
     float tmp[QP_RT_TILE_M * QP_RT_TILE_N];
     for (int64_t t0 = 0; t0 < pl->n_tok; t0 += QP_RT_TILE_M) {
-        const int full_rows = t0 < pl->n_full;
-        const float *xs = full_rows ? pl->x + t0 * c->ldx : pl->xtail;
-        const int64_t ldx = full_rows ? c->ldx : c->K;
-        const int m = full_rows ? QP_RT_TILE_M : (int)(pl->n_tok - t0);
+        const int m = pl->n_tok - t0 < QP_RT_TILE_M ? (int)(pl->n_tok - t0) : QP_RT_TILE_M;
+        const float *xs = pl->x + t0 * c->ldx;
         float *y = job->y + t0 * job->ldy + r0;
-        if (m == QP_RT_TILE_M && nr == QP_RT_TILE_N) {
-            c->tile(c->K, xs, ldx, panel, QP_RT_TILE_N, y, job->ldy);
+        if (nr == QP_RT_TILE_N) {
+            c->tile(m, c->K, xs, c->ldx, panel, QP_RT_TILE_N, y, job->ldy);
         } else {
-            c->tile(c->K, xs, ldx, panel, QP_RT_TILE_N, tmp, QP_RT_TILE_N);
+            c->tile(m, c->K, xs, c->ldx, panel, QP_RT_TILE_N, tmp, QP_RT_TILE_N);
             for (int i = 0; i < m; i++)
                 memcpy(y + i * job->ldy, tmp + i * QP_RT_TILE_N, (size_t)nr * sizeof(float));
         }
@@ -154,7 +150,20 @@ static void run_vecdot(const mm_ctx *c, const mm_plan *pl, int64_t r0, int nr)
     const qp_rt_mm_job *job = pl->job;
     const qp_rt_tensor *w = job->w;
     const uint8_t *wrows = (const uint8_t *)w->data + (uint64_t)(job->row0 + r0) * w->row_bytes;
-    for (int64_t t = 0; t < pl->n_tok; t++) {
+    int64_t t = 0;
+    /* Four tokens per weight row where the type has a 4-row kernel: each
+     * result is bit-identical to vec_dot, so batching never changes it. */
+    if (pl->qt->vec_dot_x4)
+        for (; t + 4 <= pl->n_tok; t += 4) {
+            const uint8_t *xq = pl->xq + (uint64_t)t * pl->xq_row_bytes;
+            for (int r = 0; r < nr; r++) {
+                float o[4];
+                pl->qt->vec_dot_x4(c->K, wrows + (uint64_t)r * w->row_bytes, xq, pl->xq_row_bytes, o);
+                for (int i = 0; i < 4; i++)
+                    job->y[(t + i) * job->ldy + r0 + r] = o[i];
+            }
+        }
+    for (; t < pl->n_tok; t++) {
         const uint8_t *xq = pl->xq + (uint64_t)t * pl->xq_row_bytes;
         float *y = job->y + t * job->ldy + r0;
         for (int r = 0; r < nr; r++)
@@ -266,7 +275,6 @@ static qp_status plan_job(const qp_rt_mm_job *job, int j, mm_plan *pl, const flo
         job->ldy < job->n_out || job->n_tok < 0 || x0 < 0 || x0 + pl->n_tok > n_tok || (job->n_tok == 0 && job->x_row0 != 0))
         return qp_err_set(err, QP_ERR_INTERNAL, NULL, "matmul job %d does not fit tensor %s", j, w->name);
     pl->x = x + x0 * ldx;
-    pl->n_full = pl->n_tok / QP_RT_TILE_M * QP_RT_TILE_M;
     pl->n_items = (job->n_out + QP_RT_TILE_N - 1) / QP_RT_TILE_N;
     if (is_float_type(w->type)) {
         pl->kind = MM_FLOAT;
@@ -308,26 +316,22 @@ qp_status qp_rt_matmul_sel(const qp_rt_mm_job *jobs, int n_jobs, const float *x,
     if (n_jobs <= 0 || n_tok <= 0)
         return QP_OK;
     const int64_t K = jobs[0].w->row_len;
-    const size_t tail_floats = ((size_t)QP_RT_TILE_M * (size_t)K + 7) & ~(size_t)7;
     mm_plan *plans = calloc((size_t)n_jobs, sizeof *plans);
     if (!plans)
         return qp_err_set(err, QP_ERR_NOMEM, NULL, "out of memory (matmul plan)");
     act_buf act[MM_MAX_ACT];
-    int n_act = 0, n_tails = 0, need_float = 0;
+    int n_act = 0, need_float = 0;
     int64_t items = 0;
     qp_status st = QP_OK;
     for (int j = 0; j < n_jobs && st == QP_OK; j++) {
         st = plan_job(&jobs[j], j, &plans[j], x, ldx, K, n_tok, n_threads, act, &n_act, err);
         plans[j].first_item = items;
         items += plans[j].n_items;
-        if (st == QP_OK && plans[j].kind != MM_VECDOT) {
+        if (st == QP_OK && plans[j].kind != MM_VECDOT)
             need_float = 1;
-            n_tails += plans[j].n_full < plans[j].n_tok;
-        }
     }
     mm_ctx c;
     memset(&c, 0, sizeof c);
-    float *tails = NULL;
     if (st == QP_OK && items > 0) {
         int nt = n_threads < 1 ? 1 : n_threads;
         if (nt > items)
@@ -342,21 +346,8 @@ qp_status qp_rt_matmul_sel(const qp_rt_mm_job *jobs, int n_jobs, const float *x,
             /* panel (16*K) + dequantized rows (16*K), rounded to 32 bytes */
             c.scratch_floats = ((size_t)32 * (size_t)K + 7) & ~(size_t)7;
             c.scratch = aligned_alloc(32, c.scratch_floats * sizeof(float) * (size_t)nt);
-            if (n_tails > 0)
-                tails = aligned_alloc(32, tail_floats * sizeof(float) * (size_t)n_tails);
-            if (!c.scratch || (n_tails > 0 && !tails))
+            if (!c.scratch)
                 st = qp_err_set(err, QP_ERR_NOMEM, NULL, "out of memory (matmul scratch)");
-        }
-        /* each job's last partial tile of rows, copied and zero padded */
-        for (int j = 0, t = 0; st == QP_OK && j < n_jobs; j++) {
-            mm_plan *pl = &plans[j];
-            if (pl->kind == MM_VECDOT || pl->n_full == pl->n_tok)
-                continue;
-            float *tail = tails + (size_t)t++ * tail_floats;
-            memset(tail, 0, tail_floats * sizeof(float));
-            for (int64_t r = pl->n_full; r < pl->n_tok; r++)
-                memcpy(tail + (r - pl->n_full) * K, pl->x + r * ldx, (size_t)K * sizeof(float));
-            pl->xtail = tail;
         }
         /* Split the panels by work (tokens each one multiplies, plus its
          * packing), not by count: experts see very different numbers of
@@ -384,7 +375,6 @@ qp_status qp_rt_matmul_sel(const qp_rt_mm_job *jobs, int n_jobs, const float *x,
         }
     }
     free(c.scratch);
-    free(tails);
     for (int a = 0; a < n_act; a++)
         free(act[a].buf);
     free(plans);
