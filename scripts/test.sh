@@ -18,3 +18,5 @@ cmake --build build-asan -j "$jobs"
 echo "== sanitizer tests (label fast)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
    ctest --output-on-failure -j "$jobs" -L fast)
+echo "== extra checks: ThreadSanitizer, valgrind, fuzz regressions"
+QP_BUILD=build QP_ASAN_BUILD=build-asan scripts/ci_extra.sh
