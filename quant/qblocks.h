@@ -169,10 +169,14 @@ static inline void qp_k4_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t
 /* Inverse of qp_k4_scale_min: sc[8], m[8] in 0..63 -> 12 bytes. */
 static inline void qp_k4_pack_scales(const int *sc, const int *m, uint8_t *q)
 {
+    /* Unsigned arithmetic: the fields are 6-bit codes; anything outside
+     * 0..63 is masked, never shifted as a negative int. */
     for (int j = 0; j < 4; j++) {
-        q[j] = (uint8_t)((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
-        q[j + 4] = (uint8_t)((m[j] & 63) | ((m[j + 4] >> 4) << 6));
-        q[j + 8] = (uint8_t)((sc[j + 4] & 0xF) | ((m[j + 4] & 0xF) << 4));
+        unsigned s_lo = (unsigned)sc[j] & 63u, s_hi = (unsigned)sc[j + 4] & 63u;
+        unsigned m_lo = (unsigned)m[j] & 63u, m_hi = (unsigned)m[j + 4] & 63u;
+        q[j] = (uint8_t)(s_lo | ((s_hi >> 4) << 6));
+        q[j + 4] = (uint8_t)(m_lo | ((m_hi >> 4) << 6));
+        q[j + 8] = (uint8_t)((s_hi & 0xFu) | ((m_hi & 0xFu) << 4));
     }
 }
 
