@@ -1,6 +1,7 @@
 /* imatrix_gguf.c - llama.cpp's GGUF importance matrix: reading (validated)
  * and writing (the layout llama-imatrix writes). See imatrix.h. */
 #include "format/imatrix_impl.h"
+#include "format/imatrix_ext.h"
 
 #include <float.h>
 #include <math.h>
@@ -278,6 +279,12 @@ fail:
 
 qp_status qp_imatrix_write(const qp_imatrix *m, const char *path, qp_err *err)
 {
+    return qp_imatrix_write_kv(m, path, NULL, NULL, err);
+}
+
+qp_status qp_imatrix_write_kv(const qp_imatrix *m, const char *path, qp_imatrix_kv_fn extra_kv, void *user,
+                              qp_err *err)
+{
     if (!m || !path)
         return qp_err_set(err, QP_ERR_USAGE, path, "qp_imatrix_write: bad arguments");
     if (m->n == 0)
@@ -302,6 +309,11 @@ qp_status qp_imatrix_write(const qp_imatrix *m, const char *path, qp_err *err)
         (s = qp_gguf_set_u32(w, KEY_CHUNK_COUNT, m->chunk_count)) != QP_OK ||
         (s = qp_gguf_set_u32(w, KEY_CHUNK_SIZE, m->chunk_size)) != QP_OK) {
         s = qp_err_set(err, s, path, "cannot set importance matrix metadata");
+        goto out;
+    }
+    /* producer-specific keys after llama.cpp's four (readers ignore them) */
+    if (extra_kv && (s = extra_kv(user, w, err)) != QP_OK) {
+        qp_err_set_path(err, path);
         goto out;
     }
     int64_t max_x = 1;

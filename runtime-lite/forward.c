@@ -39,6 +39,8 @@ struct qp_rt_state {
     float *xe, *ye;             /* [B*k][E] gathered inputs, expert outputs */
     int64_t *exp_off, *exp_fill; /* [n_expert+1] first gathered row per expert */
     qp_rt_mm_job *exp_jobs;     /* [2*n_expert] */
+    qp_rt_observer obs;         /* calibration hook; all NULL by default */
+    int has_obs;
 };
 
 static void *zalloc(int64_t n_floats)
@@ -134,6 +136,24 @@ void qp_rt_state_reset(qp_rt_state *s) { s->pos = 0; }
 int64_t qp_rt_state_pos(const qp_rt_state *s) { return s->pos; }
 int64_t qp_rt_state_n_ctx(const qp_rt_state *s) { return s->n_ctx; }
 
+void qp_rt_state_set_observer(qp_rt_state *s, const qp_rt_observer *obs)
+{
+    memset(&s->obs, 0, sizeof s->obs);
+    s->has_obs = obs != NULL;
+    if (obs)
+        s->obs = *obs;
+}
+
+/* Report the input rows of a product to the observer (calibration). */
+static void observe_mm(const qp_rt_state *s, const qp_rt_tensor *w, int64_t layer, int64_t expert, const float *x,
+                       int64_t n_rows, int64_t n_in, const int32_t *row_token)
+{
+    if (!s->has_obs || !s->obs.on_matmul || !w->data || n_rows <= 0)
+        return;
+    const qp_rt_obs_matmul ev = {w->name, layer, expert, x, n_rows, n_in, row_token};
+    s->obs.on_matmul(s->obs.user, &ev);
+}
+
 /* ------------------------------------------------------------ row-parallel steps */
 
 typedef struct {
@@ -220,6 +240,11 @@ static qp_status attention_block(const qp_rt_kernels *k, const qp_rt_config *c, 
         {&L->attn_k, 0, KVD, kc, KVD, 0, 0},
         {&L->attn_v, 0, KVD, vc, KVD, 0, 0},
     };
+    if (s->has_obs) {
+        observe_mm(s, &L->attn_q, l, -1, s->xb, n_tok, E, NULL);
+        observe_mm(s, &L->attn_k, l, -1, s->xb, n_tok, E, NULL);
+        observe_mm(s, &L->attn_v, l, -1, s->xb, n_tok, E, NULL);
+    }
     qp_status st = qp_rt_matmul_sel(qkv, 3, s->xb, E, n_tok, s->n_threads, s->avx2, err);
     if (st != QP_OK)
         return st;
@@ -229,6 +254,7 @@ static qp_status attention_block(const qp_rt_kernels *k, const qp_rt_config *c, 
                            s->kpack, s->attn_scratch, n_tok, pos0, c->n_head, c->n_head_kv, D, s->n_ctx, s->avx2};
     qp_rt_attention(&at, s->n_threads);
     const qp_rt_mm_job o = {&L->attn_output, 0, E, s->xb2, E, 0, 0};
+    observe_mm(s, &L->attn_output, l, -1, s->att, n_tok, HD, NULL);
     if ((st = qp_rt_matmul_sel(&o, 1, s->att, HD, n_tok, s->n_threads, s->avx2, err)) != QP_OK)
         return st;
     add_rows(s->x, s->xb2, n_tok * E);
@@ -236,18 +262,23 @@ static qp_status attention_block(const qp_rt_kernels *k, const qp_rt_config *c, 
 }
 
 static qp_status dense_ffn(const qp_rt_kernels *k, const qp_rt_config *c, qp_rt_state *s, const qp_rt_layer *L,
-                           int64_t n_tok, qp_err *err)
+                           int64_t l, int64_t n_tok, qp_err *err)
 {
     const int64_t E = c->n_embd, F = c->n_ff;
     const qp_rt_mm_job gu[2] = {
         {&L->ffn_gate, 0, F, s->hb, F, 0, 0},
         {&L->ffn_up, 0, F, s->hb2, F, 0, 0},
     };
+    if (s->has_obs) {
+        observe_mm(s, &L->ffn_gate, l, -1, s->xb, n_tok, E, NULL);
+        observe_mm(s, &L->ffn_up, l, -1, s->xb, n_tok, E, NULL);
+    }
     qp_status st = qp_rt_matmul_sel(gu, 2, s->xb, E, n_tok, s->n_threads, s->avx2, err);
     if (st != QP_OK)
         return st;
     swiglu_rows(k, s->hb, s->hb2, n_tok, F, s->n_threads);
     const qp_rt_mm_job d = {&L->ffn_down, 0, E, s->xb2, E, 0, 0};
+    observe_mm(s, &L->ffn_down, l, -1, s->hb, n_tok, F, NULL);
     return qp_rt_matmul_sel(&d, 1, s->hb, F, n_tok, s->n_threads, s->avx2, err);
 }
 
@@ -287,14 +318,19 @@ static void route_tokens(const qp_rt_kernels *k, const qp_rt_config *c, qp_rt_st
  * are added back per token in ascending expert order, the order
  * transformers uses, whatever the batch. */
 static qp_status moe_ffn(const qp_rt_kernels *k, const qp_rt_config *c, qp_rt_state *s, const qp_rt_layer *L,
-                         int64_t n_tok, qp_err *err)
+                         int64_t l, int64_t n_tok, qp_err *err)
 {
     const int64_t E = c->n_embd, NE = c->n_expert, K = c->n_expert_used, FE = c->n_ff_exp;
     const qp_rt_mm_job r = {&L->ffn_gate_inp, 0, NE, s->router, NE, 0, 0};
+    observe_mm(s, &L->ffn_gate_inp, l, -1, s->xb, n_tok, E, NULL);
     qp_status st = qp_rt_matmul_sel(&r, 1, s->xb, E, n_tok, s->n_threads, s->avx2, err);
     if (st != QP_OK)
         return st;
     route_tokens(k, c, s, n_tok);
+    if (s->has_obs && s->obs.on_route) {
+        const qp_rt_obs_route ev = {l, s->xb, s->router, s->sel, n_tok, E, NE, K};
+        s->obs.on_route(s->obs.user, &ev);
+    }
     /* counting sort of the (token, expert) pairs by expert */
     int64_t *off = s->exp_off, *fill = s->exp_fill;
     memset(off, 0, (size_t)(NE + 1) * sizeof *off);
@@ -311,6 +347,11 @@ static qp_status moe_ffn(const qp_rt_kernels *k, const qp_rt_config *c, qp_rt_st
             memcpy(s->xe + row * E, s->xb + t * E, (size_t)E * sizeof(float));
         }
     const int64_t n_rows = n_tok * K;
+    if (s->has_obs)
+        for (int64_t e = 0; e < NE; e++) {
+            observe_mm(s, &L->ffn_gate_exps, l, e, s->xe + off[e] * E, off[e + 1] - off[e], E, s->rows + off[e]);
+            observe_mm(s, &L->ffn_up_exps, l, e, s->xe + off[e] * E, off[e + 1] - off[e], E, s->rows + off[e]);
+        }
     qp_rt_mm_job *jobs = s->exp_jobs;
     int nj = 0;
     for (int64_t e = 0; e < NE; e++) {
@@ -323,6 +364,9 @@ static qp_status moe_ffn(const qp_rt_kernels *k, const qp_rt_config *c, qp_rt_st
     if ((st = qp_rt_matmul_sel(jobs, nj, s->xe, E, n_rows, s->n_threads, s->avx2, err)) != QP_OK)
         return st;
     swiglu_rows(k, s->hb, s->hb2, n_rows, FE, s->n_threads);
+    if (s->has_obs)
+        for (int64_t e = 0; e < NE; e++)
+            observe_mm(s, &L->ffn_down_exps, l, e, s->hb + off[e] * FE, off[e + 1] - off[e], FE, s->rows + off[e]);
     nj = 0;
     for (int64_t e = 0; e < NE; e++) {
         const int64_t n = off[e + 1] - off[e];
@@ -358,7 +402,7 @@ static qp_status forward_pass(const qp_rt_model *m, qp_rt_state *s, const int32_
         if ((st = attention_block(k, c, s, L, l, n_tok, err)) != QP_OK)
             return st;
         rmsnorm_rows(k, s->xb, s->x, L->ffn_norm, n_tok, E, c->rms_eps);
-        st = c->is_moe ? moe_ffn(k, c, s, L, n_tok, err) : dense_ffn(k, c, s, L, n_tok, err);
+        st = c->is_moe ? moe_ffn(k, c, s, L, l, n_tok, err) : dense_ffn(k, c, s, L, l, n_tok, err);
         if (st != QP_OK)
             return st;
         add_rows(s->x, s->xb2, n_tok * E);

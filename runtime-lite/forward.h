@@ -34,4 +34,36 @@ int64_t qp_rt_state_n_ctx(const qp_rt_state *s);
 qp_status qp_rt_forward(const qp_rt_model *m, qp_rt_state *s, const int32_t *tokens, int64_t n_tok,
                         int64_t out_first, int64_t n_out, float *logits, qp_err *err);
 
+/* ---- observation hook (calibration; see runtime-lite/calibrate.h) ----
+ * Optional callbacks that see the inputs of every quantizable product and
+ * the router's choices, without changing the results. NULL (the default)
+ * costs one pointer test per product. Called from the thread that runs
+ * qp_rt_forward, never concurrently; the pointers are valid only during
+ * the call. */
+typedef struct {
+    const char *weight;       /* GGUF name of the matrix, e.g. "blk.0.attn_q.weight" */
+    int64_t layer;
+    int64_t expert;           /* -1: a dense matrix; else the expert of a stacked one */
+    const float *x;           /* n_rows input rows of n_in floats, contiguous */
+    int64_t n_rows, n_in;
+    const int32_t *row_token; /* experts: the batch token of each row; NULL for dense */
+} qp_rt_obs_matmul;
+
+typedef struct {
+    int64_t layer;
+    const float *x;           /* [n_tok][n_embd] the router's (and every expert's gate/up) input */
+    const float *probs;       /* [n_tok][n_expert] softmax of the router logits */
+    const int32_t *sel;       /* [n_tok][k] chosen experts */
+    int64_t n_tok, n_embd, n_expert, k;
+} qp_rt_obs_route;
+
+typedef struct {
+    void (*on_matmul)(void *user, const qp_rt_obs_matmul *ev); /* may be NULL */
+    void (*on_route)(void *user, const qp_rt_obs_route *ev);   /* may be NULL */
+    void *user;
+} qp_rt_observer;
+
+/* Install (a copy of) `obs`, or remove it with NULL. */
+void qp_rt_state_set_observer(qp_rt_state *s, const qp_rt_observer *obs);
+
 #endif
