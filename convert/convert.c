@@ -86,7 +86,7 @@ static void run_batches(void *ctx, int64_t b0, int64_t b1, int tid)
     qp_err e;
     qp_err_clear(&e);
     if (!src || !out) {
-        qp_err_set(&e, QP_ERR_NOMEM, NULL, "out of memory converting %s", t->name);
+        qp_err_set(&e, QP_ERR_NOMEM, j->opt->out_path, "out of memory converting %s", t->name);
         record_failure(j, &e);
         goto done;
     }

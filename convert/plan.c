@@ -237,11 +237,11 @@ static qp_status shape_error(build_ctx *b, const qp_st_tensor *t, const char *wh
         n += (size_t)snprintf(shape + n, sizeof shape - n, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
     qp_status s;
     if (d1 >= 0)
-        s = qp_err_set(b->err, QP_ERR_BAD_INPUT, b->path, "tensor has shape [%s], config implies %s [%lld, %lld]",
-                       shape, what, (long long)d0, (long long)d1);
+        s = qp_err_set(b->err, QP_ERR_BAD_INPUT, b->path, "tensor has shape [%s], config implies %s%s[%lld, %lld]",
+                       shape, what, what[0] ? " " : "", (long long)d0, (long long)d1);
     else
-        s = qp_err_set(b->err, QP_ERR_BAD_INPUT, b->path, "tensor has shape [%s], config implies %s [%lld]", shape,
-                       what, (long long)d0);
+        s = qp_err_set(b->err, QP_ERR_BAD_INPUT, b->path, "tensor has shape [%s], config implies %s%s[%lld]", shape,
+                       what, what[0] ? " " : "", (long long)d0);
     qp_err_set_tensor(b->err, t->name);
     return s;
 }

@@ -11,13 +11,16 @@
 #include "quant/kquant_fast.h"
 #include "quant/qtype_ref.h"
 
-/* type, allowed ratio of fast to exhaustive weighted squared error */
+/* type, allowed ratio of fast to exhaustive weighted squared error (the
+ * measured ratios, plain / weighted by log-normal importance spanning
+ * decades: Q2_K 1.07/1.12, Q3_K 0.97/0.93, Q4_K 1.05/1.08, Q5_K 1.03/1.12,
+ * Q6_K 1.04/1.08, IQ4_XS 1.00/1.05, IQ4_NL 1.00/1.04) */
 static const struct {
     uint32_t type;
     double ratio;
 } TYPES[] = {
-    {QP_GGML_Q2_K, 1.10},   {QP_GGML_Q3_K, 1.06}, {QP_GGML_Q4_K, 1.06},   {QP_GGML_Q5_K, 1.08},
-    {QP_GGML_Q6_K, 1.10},   {QP_GGML_IQ4_XS, 1.03}, {QP_GGML_IQ4_NL, 1.03},
+    {QP_GGML_Q2_K, 1.15},   {QP_GGML_Q3_K, 1.05},   {QP_GGML_Q4_K, 1.12}, {QP_GGML_Q5_K, 1.15},
+    {QP_GGML_Q6_K, 1.12},   {QP_GGML_IQ4_XS, 1.08}, {QP_GGML_IQ4_NL, 1.08},
 };
 
 static double sq_err(uint32_t type, qp_quantize_row_fn fn, const float *x, const float *imp, int64_t n)
@@ -57,7 +60,7 @@ static void test_fast_close_to_exhaustive(void **state)
             const double ef = sq_err(type, fast, x, w, n), er = sq_err(type, ref, x, w, n);
             print_message("%-7s %s fast/exhaustive error %.4f\n", qp_ggml_type_name(type), wi ? "imat" : "pure",
                           ef / er);
-            (void)TYPES[t].ratio;
+            assert_true(ef <= er * TYPES[t].ratio);
         }
     }
     free(x);

@@ -81,10 +81,18 @@ static void test_tile_and_pack_twins(void **state)
             assert_memory_equal(p1, p2, 16 * (size_t)K * sizeof(float)); /* conversion is exact */
             free(p2);
             float *x = rand_vec(6 * K, 1.0f);
-            float y1[6 * 16], y2[6 * 16];
-            qp_rt_tile_scalar(K, x, K, p1, 16, y1, 16);
-            qp_rt_tile_avx2(K, x, K, p1, 16, y2, 16);
+            float y1[6 * 16], y2[6 * 16], y3[6 * 16];
+            qp_rt_tile_scalar(6, K, x, K, p1, 16, y1, 16);
+            qp_rt_tile_avx2(6, K, x, K, p1, 16, y2, 16);
             assert_close(y1, y2, 6 * 16, 1e-5);
+            /* fewer rows: the same values for the rows computed */
+            for (int m = 1; m < 6; m++) {
+                memset(y3, 0, sizeof y3);
+                qp_rt_tile_avx2(m, K, x, K, p1, 16, y3, 16);
+                assert_memory_equal(y3, y2, (size_t)m * 16 * sizeof(float));
+                qp_rt_tile_scalar(m, K, x, K, p1, 16, y3, 16);
+                assert_memory_equal(y3, y1, (size_t)m * 16 * sizeof(float));
+            }
             free(x);
             free(p1);
         }
