@@ -19,11 +19,12 @@ size_t qp_rt_attn_kpack_floats(int64_t n_ctx, int64_t n_head_kv, int64_t head_di
     return (size_t)(round16(n_ctx) * n_head_kv * head_dim);
 }
 
-/* scores [BM][round16(n_ctx)] + queries [BM][D] + one output tile, or the
- * row kernel's scores [n_ctx] */
+/* scores [BM][round16(n_ctx)] + one output tile, or the row kernel's
+ * scores [n_ctx] */
 size_t qp_rt_attn_scratch_floats(int64_t n_ctx, int64_t head_dim)
 {
-    return (size_t)(BM * round16(n_ctx) + BM * head_dim + BM * BN);
+    (void)head_dim;
+    return (size_t)(BM * round16(n_ctx) + BM * BN);
 }
 
 typedef struct {
@@ -57,35 +58,26 @@ static void block_worker(void *vctx, int64_t begin, int64_t end, int tid)
     const int64_t D = a->head_dim, HD = a->n_head * D, KVD = a->n_head_kv * D;
     const int64_t group = a->n_head / a->n_head_kv, ld_s = round16(a->n_ctx);
     float *S = a->scratch + (size_t)tid * qp_rt_attn_scratch_floats(a->n_ctx, D);
-    float *qbuf = S + BM * ld_s, *obuf = qbuf + BM * D;
+    float *obuf = S + BM * ld_s;
     for (int64_t it = begin; it < end; it++) {
         const int64_t h = it / c->n_blocks, t0 = (it % c->n_blocks) * BM, kvh = h / group;
-        const int64_t m = a->n_tok - t0 < BM ? a->n_tok - t0 : BM;
+        const int m = a->n_tok - t0 < BM ? (int)(a->n_tok - t0) : BM;
         const int64_t nk = a->pos0 + t0 + m; /* keys the block's last query sees */
         const int64_t np = (nk + BN - 1) / BN;
         const float *q = a->q + t0 * HD + h * D;
-        int64_t ldq = HD;
-        if (m < BM) {
-            memset(qbuf, 0, (size_t)(BM * D) * sizeof(float));
-            for (int64_t i = 0; i < m; i++)
-                memcpy(qbuf + i * D, q + i * HD, (size_t)D * sizeof(float));
-            q = qbuf;
-            ldq = D;
-        }
         for (int64_t j = 0; j < np; j++)
-            c->tile(D, q, ldq, a->kpack + (kvh * c->n_pan + j) * D * BN, BN, S + j * BN, ld_s);
-        for (int64_t i = 0; i < BM; i++) {
+            c->tile(m, D, q, HD, a->kpack + (kvh * c->n_pan + j) * D * BN, BN, S + j * BN, ld_s);
+        for (int i = 0; i < m; i++) {
             float *row = S + i * ld_s;
-            const int64_t valid = i < m ? a->pos0 + t0 + i + 1 : 0;
+            const int64_t valid = a->pos0 + t0 + i + 1;
             for (int64_t s = 0; s < valid; s++)
                 row[s] *= c->scale;
-            if (valid > 0)
-                c->k->softmax(row, valid);
+            c->k->softmax(row, valid);
             memset(row + valid, 0, (size_t)(nk - valid) * sizeof(float));
         }
         for (int64_t d0 = 0; d0 < D; d0 += BN) {
-            c->tile(nk, S, ld_s, a->v + kvh * D + d0, KVD, obuf, BN);
-            for (int64_t i = 0; i < m; i++)
+            c->tile(m, nk, S, ld_s, a->v + kvh * D + d0, KVD, obuf, BN);
+            for (int i = 0; i < m; i++)
                 memcpy(a->out + (t0 + i) * HD + h * D + d0, obuf + i * BN, BN * sizeof(float));
         }
     }

@@ -11,9 +11,8 @@
  *
  * Work is split over threads by fixed 16-row panels, and every output is
  * computed by one thread in a fixed order, so results are bit-identical for
- * any thread count. Batches of fewer than 6 tokens use the same tile (with
- * zero rows), so one token processed alone gets the same values as inside
- * a batch. */
+ * any thread count, and the same whether a token runs alone or in a batch
+ * (the tile's per-output order does not depend on how many rows it has). */
 #ifndef QP_RT_MATMUL_H
 #define QP_RT_MATMUL_H
 
@@ -55,13 +54,14 @@ void qp_rt_rows_to_f32(const qp_rt_tensor *w, int64_t row0, int64_t n, float *ds
 
 /* ---- kernels (exposed for the twins test and the benchmark) ---- */
 
-/* y[i][j] = sum_k x[i][k] * panel[k*ldp + j] for a full 6x16 tile, k in
- * order (so adding k terms that are exactly zero changes nothing). */
-typedef void (*qp_rt_tile_fn)(int64_t K, const float *x, int64_t ldx, const float *panel, int64_t ldp,
+/* y[i][j] = sum_k x[i][k] * panel[k*ldp + j] for i < m (1..6), j < 16, k in
+ * order: every output is the same chain of (fused on AVX2) multiply-adds
+ * whatever m, and adding k terms that are exactly zero changes nothing. */
+typedef void (*qp_rt_tile_fn)(int m, int64_t K, const float *x, int64_t ldx, const float *panel, int64_t ldp,
                               float *y, int64_t ldy);
-void qp_rt_tile_scalar(int64_t K, const float *x, int64_t ldx, const float *panel, int64_t ldp, float *y,
+void qp_rt_tile_scalar(int m, int64_t K, const float *x, int64_t ldx, const float *panel, int64_t ldp, float *y,
                        int64_t ldy);
-void qp_rt_tile_avx2(int64_t K, const float *x, int64_t ldx, const float *panel, int64_t ldp, float *y,
+void qp_rt_tile_avx2(int m, int64_t K, const float *x, int64_t ldx, const float *panel, int64_t ldp, float *y,
                      int64_t ldy);
 
 /* Widen and transpose rows of F32/F16/BF16 (n_rows <= 16, the rest of the

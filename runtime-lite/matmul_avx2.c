@@ -8,53 +8,64 @@
 #include "common/qp_ggml_types.h"
 #include "common/qp_half.h"
 
-/* 6 tokens x 16 rows: 12 accumulators, 2 panel loads and 6 broadcasts per k. */
-void qp_rt_tile_avx2(int64_t K, const float *x, int64_t ldx, const float *panel, int64_t ldp, float *y,
-                     int64_t ldy)
+/* m (1..6) tokens x 16 rows: 2m accumulators, 2 panel loads and m
+ * broadcasts per k. Specialized per m by inlining with a constant, so the
+ * accumulators live in registers; each output is the same FMA chain over k
+ * for every m. */
+static inline __attribute__((always_inline)) void tile_rows(const int M, int64_t K, const float *x, int64_t ldx,
+                                                            const float *panel, int64_t ldp, float *y,
+                                                            int64_t ldy)
 {
+    /* named accumulators, not arrays: GCC keeps these in registers */
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
     __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
     __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
     __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-    const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx;
-    const float *x3 = x + 3 * ldx, *x4 = x + 4 * ldx, *x5 = x + 5 * ldx;
     for (int64_t k = 0; k < K; k++) {
         const __m256 b0 = _mm256_loadu_ps(panel + ldp * k);
         const __m256 b1 = _mm256_loadu_ps(panel + ldp * k + 8);
-        __m256 a;
-        a = _mm256_broadcast_ss(x0 + k);
-        c00 = _mm256_fmadd_ps(a, b0, c00);
-        c01 = _mm256_fmadd_ps(a, b1, c01);
-        a = _mm256_broadcast_ss(x1 + k);
-        c10 = _mm256_fmadd_ps(a, b0, c10);
-        c11 = _mm256_fmadd_ps(a, b1, c11);
-        a = _mm256_broadcast_ss(x2 + k);
-        c20 = _mm256_fmadd_ps(a, b0, c20);
-        c21 = _mm256_fmadd_ps(a, b1, c21);
-        a = _mm256_broadcast_ss(x3 + k);
-        c30 = _mm256_fmadd_ps(a, b0, c30);
-        c31 = _mm256_fmadd_ps(a, b1, c31);
-        a = _mm256_broadcast_ss(x4 + k);
-        c40 = _mm256_fmadd_ps(a, b0, c40);
-        c41 = _mm256_fmadd_ps(a, b1, c41);
-        a = _mm256_broadcast_ss(x5 + k);
-        c50 = _mm256_fmadd_ps(a, b0, c50);
-        c51 = _mm256_fmadd_ps(a, b1, c51);
+#define QP_TILE_ROW(i)                                                   \
+        if (M > i) {                                                     \
+            const __m256 a = _mm256_broadcast_ss(x + i * ldx + k);       \
+            c##i##0 = _mm256_fmadd_ps(a, b0, c##i##0);                   \
+            c##i##1 = _mm256_fmadd_ps(a, b1, c##i##1);                   \
+        }
+        QP_TILE_ROW(0)
+        QP_TILE_ROW(1)
+        QP_TILE_ROW(2)
+        QP_TILE_ROW(3)
+        QP_TILE_ROW(4)
+        QP_TILE_ROW(5)
+#undef QP_TILE_ROW
     }
-    _mm256_storeu_ps(y, c00);
-    _mm256_storeu_ps(y + 8, c01);
-    _mm256_storeu_ps(y + ldy, c10);
-    _mm256_storeu_ps(y + ldy + 8, c11);
-    _mm256_storeu_ps(y + 2 * ldy, c20);
-    _mm256_storeu_ps(y + 2 * ldy + 8, c21);
-    _mm256_storeu_ps(y + 3 * ldy, c30);
-    _mm256_storeu_ps(y + 3 * ldy + 8, c31);
-    _mm256_storeu_ps(y + 4 * ldy, c40);
-    _mm256_storeu_ps(y + 4 * ldy + 8, c41);
-    _mm256_storeu_ps(y + 5 * ldy, c50);
-    _mm256_storeu_ps(y + 5 * ldy + 8, c51);
+#define QP_TILE_STORE(i)                                                 \
+    if (M > i) {                                                         \
+        _mm256_storeu_ps(y + i * ldy, c##i##0);                          \
+        _mm256_storeu_ps(y + i * ldy + 8, c##i##1);                      \
+    }
+    QP_TILE_STORE(0)
+    QP_TILE_STORE(1)
+    QP_TILE_STORE(2)
+    QP_TILE_STORE(3)
+    QP_TILE_STORE(4)
+    QP_TILE_STORE(5)
+#undef QP_TILE_STORE
+}
+
+void qp_rt_tile_avx2(int m, int64_t K, const float *x, int64_t ldx, const float *panel, int64_t ldp, float *y,
+                     int64_t ldy)
+{
+    switch (m) {
+    case 6: tile_rows(6, K, x, ldx, panel, ldp, y, ldy); break;
+    case 5: tile_rows(5, K, x, ldx, panel, ldp, y, ldy); break;
+    case 4: tile_rows(4, K, x, ldx, panel, ldp, y, ldy); break;
+    case 3: tile_rows(3, K, x, ldx, panel, ldp, y, ldy); break;
+    case 2: tile_rows(2, K, x, ldx, panel, ldp, y, ldy); break;
+    case 1: tile_rows(1, K, x, ldx, panel, ldp, y, ldy); break;
+    default: break;
+    }
 }
 
 static inline __m256 load8(uint32_t type, const uint8_t *src, int64_t k)
