@@ -285,4 +285,5 @@ static inline void kf_sym_err4x2(int n, const float *xa, const float *wa, const 
 #define KF_SYM_NAME qp_kf_sym_superblock
 #define KF_F16_NAME qp_kf_sym_block_f16
 #define KF_F16N_NAME qp_kf_sym_blocks_f16
+#define KF_AFF16_NAME qp_kf_affine_block_f16
 #include "quant/kquant_fast_impl.h"

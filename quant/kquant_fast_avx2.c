@@ -236,18 +236,18 @@ typedef struct {
     int iq4;           /* the IQ4 table: index by bins, not by 15 compares */
 } kf_grid8;
 
-/* IQ4 index by bins of width 16 over [-128, 128): index = base[b] + (v >
- * A[b]) + (v > B[b]), A and B the (at most two) midpoints inside bin b.
- * Checked against the count of midpoints below v for every float with
- * |v| <= 300, NaN and +-inf (and beyond 300 the bins clamp to the ends,
- * where the compares are exact): the same index as the portable kernel. */
+/* IQ4 index by bins of width 32 over [-128, 128): index = base[b] + (v >
+ * A[b]) + (v > B[b]) + (v > C[b]), A, B, C the (at most three) midpoints
+ * inside bin b, one permute per table. Checked against the count of
+ * midpoints below v for every float with |v| <= 300, NaN and +-inf (beyond
+ * 300 the bins clamp to the ends, where the compares are exact): the same
+ * index as the portable kernel. */
 static const float KF_IQ4_LEV[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                      1,    13,   25,  38,  53,  69,  89,  113};
-static const int32_t KF_IQ4_BASE[16] = {0, 1, 1, 2, 3, 4, 5, 6, 8, 9, 11, 12, 13, 14, 14, 15};
-static const float KF_IQ4_A[16] = {-115.5f, INFINITY, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f,
-                                   7.0f,    19.0f,    45.5f,  61.0f,  79.0f,  INFINITY, 101.0f, INFINITY};
-static const float KF_IQ4_B[16] = {INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, -4.5f,
-                                   INFINITY, 31.5f,    INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY};
+static const int32_t KF_IQ4_BASE[8] = {0, 1, 3, 5, 8, 11, 13, 14};
+static const float KF_IQ4_A[8] = {-115.5f, -93.5f, -57.0f, -28.5f, 7.0f, 45.5f, 79.0f, 101.0f};
+static const float KF_IQ4_B[8] = {INFINITY, -74.0f, -42.0f, -16.0f, 19.0f, 61.0f, INFINITY, INFINITY};
+static const float KF_IQ4_C[8] = {INFINITY, INFINITY, INFINITY, -4.5f, 31.5f, INFINITY, INFINITY, INFINITY};
 
 static inline void kf_grid8_init(kf_grid8 *G, const qp_ks_grid *g)
 {
@@ -267,20 +267,6 @@ static inline void kf_grid8_init(kf_grid8 *G, const qp_ks_grid *g)
             G->mid[m] = _mm256_set1_ps(g->mid[m]);
 }
 
-static inline __m256i kf_lut16i(const int32_t *t, __m256i b, __m256i upper)
-{
-    const __m256i a = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(const void *)t), b);
-    const __m256i c = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(t + 8)), b);
-    return _mm256_blendv_epi8(a, c, upper);
-}
-
-static inline __m256 kf_lut16f(const float *t, __m256i b, __m256 upper)
-{
-    const __m256 a = _mm256_permutevar8x32_ps(_mm256_loadu_ps(t), b);
-    const __m256 c = _mm256_permutevar8x32_ps(_mm256_loadu_ps(t + 8), b);
-    return _mm256_blendv_ps(a, c, upper);
-}
-
 static inline __m256 kf_level8(const kf_grid8 *G, __m256 v, __m256i *k)
 {
     if (G->uniform) {
@@ -294,12 +280,11 @@ static inline __m256 kf_level8(const kf_grid8 *G, __m256 v, __m256i *k)
         __m256 vc = _mm256_max_ps(v, _mm256_set1_ps(-128.0f)); /* NaN -> bin 0 */
         vc = _mm256_min_ps(vc, _mm256_set1_ps(127.5f));
         const __m256i b = _mm256_cvttps_epi32(_mm256_mul_ps(_mm256_add_ps(vc, _mm256_set1_ps(128.0f)),
-                                                            _mm256_set1_ps(0.0625f)));
-        const __m256i up = _mm256_cmpgt_epi32(b, _mm256_set1_epi32(7));
-        const __m256 upf = _mm256_castsi256_ps(up);
-        c = kf_lut16i(KF_IQ4_BASE, b, up);
-        c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(v, kf_lut16f(KF_IQ4_A, b, upf), _CMP_GT_OQ)));
-        c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(v, kf_lut16f(KF_IQ4_B, b, upf), _CMP_GT_OQ)));
+                                                            _mm256_set1_ps(0.03125f)));
+        c = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(const void *)KF_IQ4_BASE), b);
+        c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_permutevar8x32_ps(_mm256_loadu_ps(KF_IQ4_A), b), _CMP_GT_OQ)));
+        c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_permutevar8x32_ps(_mm256_loadu_ps(KF_IQ4_B), b), _CMP_GT_OQ)));
+        c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_permutevar8x32_ps(_mm256_loadu_ps(KF_IQ4_C), b), _CMP_GT_OQ)));
     } else {
         c = _mm256_setzero_si256();
         for (int m = 0; m < G->nmid; m++) /* count of midpoints below v (mask = -1) */
@@ -383,4 +368,5 @@ static inline void kf_sym_err4x2(int n, const float *xa, const float *wa, const 
 #define KF_SYM_NAME qp_kf_sym_superblock_avx2
 #define KF_F16_NAME qp_kf_sym_block_f16_avx2
 #define KF_F16N_NAME qp_kf_sym_blocks_f16_avx2
+#define KF_AFF16_NAME qp_kf_affine_block_f16_avx2
 #include "quant/kquant_fast_impl.h"

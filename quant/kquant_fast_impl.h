@@ -1,7 +1,7 @@
 /* kquant_fast_impl.h - the fast searches (model in kquant_fast.h), written
  * once over the kernels of kquant_fast_kern.h. Included once by each
  * kernel set's file, which first defines the kernels and the names:
- *   KF_AFFINE_NAME, KF_SYM_NAME, KF_F16_NAME, KF_F16N_NAME.
+ *   KF_AFFINE_NAME, KF_SYM_NAME, KF_F16_NAME, KF_F16N_NAME, KF_AFF16_NAME.
  * Everything outside the kernels is plain C compiled with contraction off
  * (-std=c11), so both inclusions compute the same floats. */
 #ifndef KF_AFFINE_NAME
@@ -567,5 +567,49 @@ double KF_F16_NAME(int n, const float *x, const float *w, const qp_ks_grid *g, u
     KF_F16N_NAME(1, n, x, w, g, d_bits, L);
     float mom[3];
     kf_sym_quant(n, x, w, g, qp_f16_to_f32(*d_bits), L, mom);
+    return mom[0];
+}
+
+/* ------------------------------------------------------------ f16 scale and offset */
+
+double KF_AFF16_NAME(int n, const float *x, const float *w, int qmax, uint16_t *d_bits,
+                     uint16_t *m_bits, uint8_t *L)
+{
+    /* The affine fit keeps its offset <= 0 (the K types store -min):
+     * measured from the midrange c, the best offset (the value of the
+     * lowest code) lies below 0 anyway. */
+    float lo, hi, xs[QP_KS_MAX_SUB];
+    kf_minmax(n, x, w, 0.0f, &lo, &hi);
+    const float c = lo <= hi && isfinite(lo) && isfinite(hi) ? 0.5f * lo + 0.5f * hi : 0.0f;
+    for (int i = 0; i < n; i++)
+        xs[i] = x[i] - c;
+    const qp_ks_affine_spec sp = {.nsub = 1, .sublen = n, .qmax = qmax, .scmax = 1, .mmax = 1};
+    kf_asub sub;
+    kf_aff_fit(&sp, xs, w, 1, &sub);
+    kf_aff_refine(&sp, xs, w, 2, &sub);
+    /* the f16 roundings of d and m and their neighbours, scored exactly */
+    const uint16_t db = qp_ks_f16_bits(sub.s), mb = qp_ks_f16_bits(c - sub.mn);
+    uint16_t cd[3] = {db, db, db}, cm[3] = {mb, mb, mb};
+    if ((db & 0x7fffu) < 0x7bffu)
+        cd[1] = (uint16_t)(db + 1);
+    if ((db & 0x7fffu) > 0)
+        cd[2] = (uint16_t)(db - 1);
+    if ((mb & 0x7fffu) < 0x7bffu)
+        cm[1] = (uint16_t)(mb + 1);
+    if ((mb & 0x7fffu) > 0)
+        cm[2] = (uint16_t)(mb - 1);
+    float dl[16], ml[16], e[16];
+    for (int k = 0; k < 16; k++) {
+        const int kk = k < 9 ? k : 0;
+        dl[k] = qp_f16_to_f32(cd[kk / 3]);
+        ml[k] = -qp_f16_to_f32(cm[kk % 3]); /* y = d*q - (-m) = d*q + m */
+    }
+    kf_aff_err8(n, x, w, (float)qmax, dl, ml, e);
+    kf_aff_err8(n, x, w, (float)qmax, dl + 8, ml + 8, e + 8);
+    const int bk = kf_argmin_f(e, 9);
+    *d_bits = cd[bk / 3];
+    *m_bits = cm[bk % 3];
+    float mom[4];
+    kf_aff_quant(n, x, w, (float)qmax, dl[bk], ml[bk], L, mom);
     return mom[0];
 }

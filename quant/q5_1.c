@@ -13,7 +13,8 @@
 #include <float.h>
 #include <math.h>
 
-#include "quant/kquant_search.h"
+#include "quant/kquant_fast.h"
+#include "quant/quant_rows.h"
 #include "quant/qblocks.h"
 
 static int trunc_q(float v, int qmax)
@@ -63,7 +64,8 @@ static void q5_1_block_plain(const float *x, qp_block_q5_1 *b)
     q5_1_pack(L, b);
 }
 
-static void q5_1_block_weighted(const float *x, const float *w, qp_block_q5_1 *b)
+static void q5_1_block_weighted(const float *x, const float *w, qp_kf_affine_f16_fn search,
+                                qp_block_q5_1 *b)
 {
     uint8_t L[QP_QK];
     qp_block_q5_1 plain;
@@ -76,7 +78,7 @@ static void q5_1_block_weighted(const float *x, const float *w, qp_block_q5_1 *b
         e_plain += (double)w[j] * diff * diff;
     }
     uint16_t d_bits, m_bits;
-    double e = qp_ks_affine_block_f16(QP_QK, x, w, 31, &d_bits, &m_bits, L);
+    double e = search(QP_QK, x, w, 31, &d_bits, &m_bits, L);
     if (!(e < e_plain)) {
         *b = plain;
         return;
@@ -86,7 +88,8 @@ static void q5_1_block_weighted(const float *x, const float *w, qp_block_q5_1 *b
     q5_1_pack(L, b);
 }
 
-static void quantize_row_q5_1(const float *src, void *dst, int64_t n, const float *imp)
+void qp_q5_1_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
+                           qp_kf_affine_f16_fn search)
 {
     qp_block_q5_1 *b = dst;
     float w[QP_QK];
@@ -97,9 +100,14 @@ static void quantize_row_q5_1(const float *src, void *dst, int64_t n, const floa
             q5_1_block_plain(x, &b[i]);
         } else {
             qp_ks_block_weights(imp + i * QP_QK, QP_QK, w);
-            q5_1_block_weighted(x, w, &b[i]);
+            q5_1_block_weighted(x, w, search, &b[i]);
         }
     }
+}
+
+static void quantize_row_q5_1(const float *src, void *dst, int64_t n, const float *imp)
+{
+    qp_q5_1_quantize_rows(src, dst, n, imp, qp_kf_affine_block_f16);
 }
 
 static void dequantize_row_q5_1(const void *src, float *dst, int64_t n)

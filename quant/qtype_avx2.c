@@ -39,4 +39,8 @@ void qp_qtype_install_avx2(qp_qtype *table)
     table[QP_GGML_Q6_K].quantize_row = qp_q6_k_quantize_row_avx2;
     table[QP_GGML_IQ4_XS].quantize_row = qp_iq4_xs_quantize_row_avx2;
     table[QP_GGML_IQ4_NL].quantize_row = qp_iq4_nl_quantize_row_avx2;
+    table[QP_GGML_Q4_0].quantize_row = qp_q4_0_quantize_row_avx2;
+    table[QP_GGML_Q4_1].quantize_row = qp_q4_1_quantize_row_avx2;
+    table[QP_GGML_Q5_0].quantize_row = qp_q5_0_quantize_row_avx2;
+    table[QP_GGML_Q5_1].quantize_row = qp_q5_1_quantize_row_avx2;
 }

@@ -47,6 +47,15 @@ static void ref_q5_0(const float *s, void *d, int64_t n, const float *imp)
     qp_q5_0_quantize_rows(s, d, n, imp, qp_ks_sym_block_f16);
 }
 
+static void ref_q4_1(const float *s, void *d, int64_t n, const float *imp)
+{
+    qp_q4_1_quantize_rows(s, d, n, imp, qp_ks_affine_block_f16);
+}
+static void ref_q5_1(const float *s, void *d, int64_t n, const float *imp)
+{
+    qp_q5_1_quantize_rows(s, d, n, imp, qp_ks_affine_block_f16);
+}
+
 qp_quantize_row_fn qp_qtype_exhaustive_quantizer(uint32_t type)
 {
     switch (type) {
@@ -59,6 +68,8 @@ qp_quantize_row_fn qp_qtype_exhaustive_quantizer(uint32_t type)
     case QP_GGML_IQ4_NL: return ref_iq4_nl;
     case QP_GGML_Q4_0: return ref_q4_0;
     case QP_GGML_Q5_0: return ref_q5_0;
+    case QP_GGML_Q4_1: return ref_q4_1;
+    case QP_GGML_Q5_1: return ref_q5_1;
     default: {
         const qp_qtype *q = qp_qtype_get_scalar(type);
         return q ? q->quantize_row : NULL;

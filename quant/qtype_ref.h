@@ -11,4 +11,9 @@
  * type cannot be quantized. */
 qp_quantize_row_fn qp_qtype_exhaustive_quantizer(uint32_t type);
 
+/* A scalar twin of llama.cpp's own search without importance (Q4_K, Q5_K,
+ * Q6_K; quant/ggml_like.c), to measure against on the same machine; NULL
+ * for other types. Ignores imp. */
+qp_quantize_row_fn qp_qtype_ggml_like_quantizer(uint32_t type);
+
 #endif

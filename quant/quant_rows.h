@@ -27,6 +27,11 @@ void qp_q4_0_quantize_rows(const float *src, void *dst, int64_t n, const float *
                            qp_kf_sym_f16_fn search);
 void qp_q5_0_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
                            qp_kf_sym_f16_fn search);
+/* Q4_1 / Q5_1: likewise. */
+void qp_q4_1_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
+                           qp_kf_affine_f16_fn search);
+void qp_q5_1_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
+                           qp_kf_affine_f16_fn search);
 void qp_iq4_nl_quantize_rows(const float *src, void *dst, int64_t n, const float *imp,
                              qp_kf_sym_blocks_fn search);
 
@@ -38,5 +43,9 @@ void qp_q5_k_quantize_row_avx2(const float *src, void *dst, int64_t n, const flo
 void qp_q6_k_quantize_row_avx2(const float *src, void *dst, int64_t n, const float *imp);
 void qp_iq4_xs_quantize_row_avx2(const float *src, void *dst, int64_t n, const float *imp);
 void qp_iq4_nl_quantize_row_avx2(const float *src, void *dst, int64_t n, const float *imp);
+void qp_q4_0_quantize_row_avx2(const float *src, void *dst, int64_t n, const float *imp);
+void qp_q4_1_quantize_row_avx2(const float *src, void *dst, int64_t n, const float *imp);
+void qp_q5_0_quantize_row_avx2(const float *src, void *dst, int64_t n, const float *imp);
+void qp_q5_1_quantize_row_avx2(const float *src, void *dst, int64_t n, const float *imp);
 
 #endif

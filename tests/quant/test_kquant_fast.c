@@ -140,9 +140,36 @@ static void test_sym_superblock_reports_its_error(void **state)
     }
 }
 
+/* qp_kf_block_weights gives qp_ks_block_weights's values (without the sum). */
+static void test_block_weights_same(void **state)
+{
+    (void)state;
+    qt_rng r = {0xB10Cu};
+    float imp[256], a[256], b[256];
+    for (int rep = 0; rep < 20; rep++) {
+        qt_importance(&r, imp, 256);
+        if (rep % 4 == 1)
+            for (int i = 0; i < 256; i++)
+                imp[i] = i % 7 == 0 ? -1.0f : (i % 11 == 0 ? NAN : (i % 13 == 0 ? INFINITY : imp[i]));
+        if (rep % 4 == 2)
+            for (int i = 0; i < 256; i++)
+                imp[i] = 0.0f;
+        if (rep % 4 == 3)
+            for (int i = 0; i < 256; i++)
+                imp[i] *= 1e35f;
+        qp_ks_block_weights(imp, 256, a);
+        qp_kf_block_weights(imp, 256, b);
+        assert_memory_equal(a, b, sizeof a);
+    }
+    qp_ks_block_weights(NULL, 256, a);
+    qp_kf_block_weights(NULL, 256, b);
+    assert_memory_equal(a, b, sizeof a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_block_weights_same),
         cmocka_unit_test(test_fast_close_to_exhaustive),
         cmocka_unit_test(test_fast_beats_range_start),
         cmocka_unit_test(test_sym_superblock_reports_its_error),
