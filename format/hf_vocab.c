@@ -232,7 +232,8 @@ static qp_status build(const cJSON *root, const char *path, qp_hf_vocab *v, qp_e
             return qp_err_set(err, QP_ERR_BAD_INPUT, path, "model.vocab entry without a key");
         qp_status st = set_token(v, id, it->string);
         if (st != QP_OK)
-            return qp_err_set(err, st, path, "cannot store token %lld", (long long)id);
+            return qp_err_set(err, st, path, "%s storing token %lld",
+                              st == QP_ERR_NOMEM ? "out of memory" : "cannot store", (long long)id);
         v->token_type[id] = QP_TOKEN_NORMAL;
     }
     int64_t k = 0;
@@ -249,7 +250,8 @@ static qp_status build(const cJSON *root, const char *path, qp_hf_vocab *v, qp_e
          * the tokenizer matches, so it wins. */
         qp_status st = set_token(v, id, content);
         if (st != QP_OK)
-            return qp_err_set(err, st, path, "cannot store added token %lld", (long long)id);
+            return qp_err_set(err, st, path, "%s storing added token %lld",
+                              st == QP_ERR_NOMEM ? "out of memory" : "cannot store", (long long)id);
         const cJSON *special = cJSON_GetObjectItemCaseSensitive(it, "special");
         v->token_type[id] = (cJSON_IsTrue(special) || looks_special(content))
                                 ? QP_TOKEN_CONTROL
