@@ -2,14 +2,17 @@
  * GGUF imatrix format) from a calibration text, with every expert of an MoE
  * model covered (see runtime-lite/calibrate.h and docs/calibration.md). */
 #include "cli/cli.h"
+#include "cli/stream_opts.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/calib_sens.h"
 #include "common/qp_threads.h"
 #include "runtime-lite/calibrate.h"
+#include "runtime-lite/covariance.h"
 #include "runtime-lite/model.h"
 #include "runtime-lite/model_tok.h"
 #include "runtime-lite/textsrc.h"
@@ -34,6 +37,17 @@ static void usage(FILE *f)
             "  --chunks N               use at most N chunks\n"
             "  -t, --threads N          worker threads (default: all CPUs)\n"
             "  --min-expert-tokens N    coverage threshold per expert (default 256; 0 disables)\n"
+            "  --covariance FILE        also write the inputs' second moments (x x^T per matrix and\n"
+            "                           expert, same tokens and coverage) for convert --covariance\n"
+            "  --sensitivity            also measure each matrix's KLD sensitivity on the first\n"
+            "                           --sens-chunks chunks and store it as qpack.sens.* keys\n"
+            "                           (needed by convert --target-bpw / --target-size)\n"
+            "  --sens-chunks N          chunks per matrix for --sensitivity (default 8)\n"
+            "  --stream                 hold one layer's weights at a time (models larger than\n"
+            "                           memory); the matrix equals the in-memory one\n"
+            "  --spill-limit SIZE       --stream: keep activations in memory up to SIZE (default 4G),\n"
+            "                           else spill them zstd-compressed to a temp file; 0 always spills\n"
+            "  --tmpdir DIR             --stream: where spill files go (default $TMPDIR or /tmp)\n"
             "  --json                   print one JSON summary instead of the coverage table\n"
             "  -q, --quiet              no progress display\n"
             "  -h, --help               this help\n\n"
@@ -53,14 +67,17 @@ static void prog_cb(void *user, uint64_t done, uint64_t total, const char *what)
     prog_ctx *p = user;
     if (!what)
         what = "";
-    if (!p->cur || strcmp(p->what, what) != 0) {
+    /* "stream layer 3/48": the display "stream", with "layer 3/48" shown */
+    const char *detail = strchr(what, ' ');
+    const int n = detail ? (int)(detail - what) : (int)strlen(what);
+    if (!p->cur || (int)strlen(p->what) != n || strncmp(p->what, what, (size_t)n) != 0) {
         cli_progress_free(p->cur);
-        p->cur = cli_progress_new(what, "tok", p->quiet);
-        snprintf(p->what, sizeof p->what, "%s", what);
+        snprintf(p->what, sizeof p->what, "%.*s", n, what);
+        p->cur = cli_progress_new(p->what, "tok", p->quiet);
     }
     qp_progress h = cli_progress_hook(p->cur);
     if (h.fn)
-        h.fn(h.user, done, total, NULL);
+        h.fn(h.user, done, total, detail ? detail + 1 : NULL);
 }
 
 static void print_table(const qp_calib_result *r)
@@ -96,7 +113,8 @@ static void print_table(const qp_calib_result *r)
     printf("\n");
 }
 
-static int print_json(const qp_calib_result *r, const char *model, const char *text, const char *out)
+static int print_json(const qp_calib_result *r, const char *model, const char *text, const char *out,
+                      const cli_stream *cs)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
@@ -132,6 +150,7 @@ static int print_json(const qp_calib_result *r, const char *model, const char *t
             cJSON_AddItemToArray(counts, c);
         }
     }
+    cli_stream_json(cs, o);
     char *txt = cJSON_Print(o);
     cJSON_Delete(o);
     if (!txt)
@@ -145,8 +164,13 @@ int cmd_calibrate(int argc, char **argv)
 {
     const char *cmd = "calibrate";
     const char *model_path = NULL, *text_path = NULL, *field = NULL, *out_path = NULL;
+    const char *cov_path = NULL; /* --covariance */
     long long n_ctx = 512, max_chunks = 0, n_threads = qp_cpu_count(), min_tokens = 256;
-    int json = 0, quiet = 0;
+    int json = 0, quiet = 0, sensitivity = 0;
+    long long sens_chunks = 8;
+    cli_stream cs;
+    cli_stream_init(&cs);
+    int sr;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const int has_val = i + 1 < argc;
@@ -180,10 +204,20 @@ int cmd_calibrate(int argc, char **argv)
             INT_VALUE(a, 1, 1024, &n_threads);
         } else if (strcmp(a, "--min-expert-tokens") == 0) {
             INT_VALUE(a, 0, 1LL << 31, &min_tokens);
+        } else if (strcmp(a, "--covariance") == 0) {
+            if (!(cov_path = VALUE(a)))
+                return CLI_EXIT_BAD_INPUT;
+        } else if (strcmp(a, "--sensitivity") == 0) {
+            sensitivity = 1;
+        } else if (strcmp(a, "--sens-chunks") == 0) {
+            INT_VALUE(a, 1, 1 << 20, &sens_chunks);
         } else if (strcmp(a, "--json") == 0) {
             json = 1;
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             quiet = 1;
+        } else if ((sr = cli_stream_arg(&cs, cmd, argc, argv, &i)) != 0) {
+            if (sr < 0)
+                return CLI_EXIT_BAD_INPUT;
         } else if (a[0] == '-' && a[1] != '\0') {
             return cli_usage_error(cmd, "unknown option '%s'", a);
         } else if (!model_path) {
@@ -200,6 +234,11 @@ int cmd_calibrate(int argc, char **argv)
         return cli_usage_error(cmd, "missing --text FILE");
     if (!out_path)
         return cli_usage_error(cmd, "missing -o FILE");
+    if (cli_stream_check(&cs, cmd) != CLI_EXIT_OK)
+        return CLI_EXIT_BAD_INPUT;
+    if (cs.on && (sensitivity || cov_path))
+        return cli_usage_error(cmd, "%s runs the whole model in memory: not with --stream",
+                               sensitivity ? "--sensitivity" : "--covariance");
 
     qp_err err;
     qp_err_clear(&err);
@@ -214,8 +253,9 @@ int cmd_calibrate(int argc, char **argv)
     int rc = CLI_EXIT_OK;
     qp_status st;
 
-    if ((st = qp_rt_model_open(model_path, &model, &err)) != QP_OK ||
-        (st = qp_rt_model_prepack(model, (uint64_t)2 << 30, (int)n_threads, NULL, &err)) != QP_OK)
+    if (cs.on ? (st = qp_rt_model_open_deferred(model_path, &model, &err)) != QP_OK
+              : ((st = qp_rt_model_open(model_path, &model, &err)) != QP_OK ||
+                 (st = qp_rt_model_prepack(model, (uint64_t)2 << 30, (int)n_threads, NULL, &err)) != QP_OK))
         goto fail;
     if ((st = qp_text_load(text_path, field, &text, &len, &err)) != QP_OK ||
         (st = qp_rt_model_tokenizer(model, &tok, NULL, &err)) != QP_OK)
@@ -239,6 +279,8 @@ int cmd_calibrate(int argc, char **argv)
         .min_expert_tokens = min_tokens,
         .dataset = text_path,
         .progress = {prog_cb, &pc, cli_cancel_flag()},
+        .stream = cli_stream_opts(&cs),
+        .stream_stats = &cs.stats,
     };
     st = qp_calib_run(&job, &res, &err);
     cli_progress_free(pc.cur);
@@ -250,8 +292,25 @@ int cmd_calibrate(int argc, char **argv)
     }
     if ((st = qp_calib_write(&res, out_path, &err)) != QP_OK)
         goto fail;
+    if (cov_path) { /* a second run over the same chunks (runtime-lite/covariance.h) */
+        qp_covmat *cov = NULL;
+        st = qp_cov_collect(&job, &res, &cov, &err);
+        cli_progress_free(pc.cur);
+        pc.cur = NULL;
+        if (st == QP_OK)
+            st = qp_covmat_write(cov, cov_path, &err);
+        qp_covmat_free(cov);
+        if (st != QP_OK)
+            goto fail;
+    }
+    if (sensitivity) {
+        const cli_sens_args sa = {model_path, model, &res, out_path, ids, (int64_t)n_ids, n_ctx, sens_chunks,
+                                  (int)n_threads, quiet};
+        if ((rc = cli_calib_sensitivity(&sa, json)) != CLI_EXIT_OK)
+            goto done;
+    }
     if (json) {
-        if (!print_json(&res, model_path, text_path, out_path)) {
+        if (!print_json(&res, model_path, text_path, out_path, &cs)) {
             qp_err_set(&err, QP_ERR_NOMEM, NULL, "out of memory printing JSON");
             goto fail;
         }
@@ -262,6 +321,8 @@ int cmd_calibrate(int argc, char **argv)
         fprintf(stderr, "qpack calibrate: %lld chunks, %lld entries, %.1f tokens/s, %.1f s -> %s\n",
                 (long long)res.n_chunks, (long long)qp_imatrix_count(res.imatrix), res.tokens_per_second,
                 res.seconds, out_path);
+    if (!quiet)
+        cli_stream_report(&cs, cmd);
     goto done;
 fail:
     fflush(stdout);

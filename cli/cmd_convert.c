@@ -71,6 +71,8 @@ int cmd_convert(int argc, char **argv)
         return CLI_EXIT_BAD_INPUT;
     }
     if (qp_omni_is_omni_dir(in)) {
+        if (o.target_bpw > 0 || o.target_size > 0)
+            return cli_usage_error("convert", "--target-bpw/--target-size are not supported for Qwen3-Omni checkpoints");
         int mt = qp_ggml_type_from_name(mmproj_type);
         if (mt != QP_GGML_F16 && mt != QP_GGML_F32 && mt != QP_GGML_BF16 && mt != QP_GGML_Q8_0)
             return cli_usage_error("convert", "--mmproj-type must be f16, f32, bf16 or q8_0");

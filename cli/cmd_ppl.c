@@ -2,6 +2,7 @@
  * protocol, and KL divergence against a base model or a llama.cpp base
  * log-probability file. */
 #include "cli/cli.h"
+#include "cli/stream_opts.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -34,8 +35,15 @@ static void usage(FILE *f)
             "                      PPL ratio/difference, top-1 agreement and RMS delta-p\n"
             "  --save-logits FILE  write MODEL's log-probabilities in llama.cpp's\n"
             "                      --kl-divergence-base format\n"
+            "  --save-token-kld F  with a base: write each scored token's KLD (raw f32) to F,\n"
+            "                      for paired comparisons (tests/bench/paired_kld)\n"
             "  --base-logits FILE  compare with base log-probabilities from such a file\n"
             "                      (its tokens and context size are used; no --text)\n"
+            "  --stream            hold one layer's weights at a time (models larger than memory);\n"
+            "                      results equal the in-memory run's (docs/perplexity.md)\n"
+            "  --spill-limit SIZE  --stream: keep activations in memory up to SIZE (default 4G), else\n"
+            "                      spill them zstd-compressed to a temp file; 0 always spills\n"
+            "  --tmpdir DIR        --stream: where spill files go (default $TMPDIR or /tmp)\n"
             "  --json              print one JSON object with the results instead of text\n"
             "  -q, --quiet         no progress display\n"
             "  -h, --help          this help\n\n"
@@ -131,7 +139,7 @@ static cJSON *quantiles_json(const qp_ppl_quantiles *q)
 }
 
 static int print_json(const qp_ppl_summary *s, const char *model, const char *base, const double *running,
-                      int64_t n_running)
+                      int64_t n_running, const cli_stream *cs)
 {
     const qp_ppl_stats *r = &s->stats;
     cJSON *o = cJSON_CreateObject();
@@ -162,6 +170,7 @@ static int print_json(const qp_ppl_summary *s, const char *model, const char *ba
         cJSON_AddItemToObject(o, "dp_rms", est(r->p_diff_rms.val, r->p_diff_rms.unc));
         cJSON_AddItemToObject(o, "same_top1", est(r->same_top.val, r->same_top.unc));
     }
+    cli_stream_json(cs, o);
     char *txt = cJSON_Print(o);
     cJSON_Delete(o);
     if (!txt)
@@ -198,8 +207,11 @@ int cmd_ppl(int argc, char **argv)
     const char *cmd = "ppl";
     const char *model_path = NULL, *text_path = NULL, *field = NULL, *base_path = NULL;
     const char *save_logits = NULL, *base_logits = NULL;
+    const char *save_token_kld = NULL; /* --save-token-kld */
     long long n_ctx = 512, max_chunks = 0, n_threads = qp_cpu_count();
-    int json = 0, quiet = 0, ctx_given = 0;
+    int json = 0, quiet = 0, ctx_given = 0, sr;
+    cli_stream cs;
+    cli_stream_init(&cs);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const int has_val = i + 1 < argc;
@@ -238,6 +250,9 @@ int cmd_ppl(int argc, char **argv)
         } else if (strcmp(a, "--save-logits") == 0) {
             if (!(save_logits = VALUE(a)))
                 return CLI_EXIT_BAD_INPUT;
+        } else if (strcmp(a, "--save-token-kld") == 0) {
+            if (!(save_token_kld = VALUE(a)))
+                return CLI_EXIT_BAD_INPUT;
         } else if (strcmp(a, "--base-logits") == 0) {
             if (!(base_logits = VALUE(a)))
                 return CLI_EXIT_BAD_INPUT;
@@ -245,6 +260,9 @@ int cmd_ppl(int argc, char **argv)
             json = 1;
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             quiet = 1;
+        } else if ((sr = cli_stream_arg(&cs, cmd, argc, argv, &i)) != 0) {
+            if (sr < 0)
+                return CLI_EXIT_BAD_INPUT;
         } else if (a[0] == '-' && a[1] != '\0') {
             return cli_usage_error(cmd, "unknown option '%s'", a);
         } else if (!model_path) {
@@ -262,10 +280,14 @@ int cmd_ppl(int argc, char **argv)
         return cli_usage_error(cmd, "--base-logits uses the file's context size: no -c");
     if (base_logits && save_logits)
         return cli_usage_error(cmd, "--save-logits and --base-logits cannot be combined");
+    if (save_token_kld && !base_logits && !base_path)
+        return cli_usage_error(cmd, "--save-token-kld needs --base or --base-logits");
     if (!base_logits && !text_path)
         return cli_usage_error(cmd, "missing --text FILE");
     if (field && !text_path)
         return cli_usage_error(cmd, "--field needs --text");
+    if (cli_stream_check(&cs, cmd) != CLI_EXIT_OK)
+        return CLI_EXIT_BAD_INPUT;
 
     qp_err err;
     qp_err_clear(&err);
@@ -281,12 +303,19 @@ int cmd_ppl(int argc, char **argv)
 
     /* Float weights widened to panels once (a few % faster; same bits),
      * when that costs at most 2 GiB per model. */
-    if ((st = qp_rt_model_open(model_path, &model, &err)) != QP_OK ||
-        (st = qp_rt_model_prepack(model, (uint64_t)2 << 30, (int)n_threads, NULL, &err)) != QP_OK)
-        goto fail;
-    if (base_path && ((st = qp_rt_model_open(base_path, &base, &err)) != QP_OK ||
-                      (st = qp_rt_model_prepack(base, (uint64_t)2 << 30, (int)n_threads, NULL, &err)) != QP_OK))
-        goto fail;
+    if (cs.on) {
+        /* one layer resident at a time: no prepacking */
+        if ((st = qp_rt_model_open_deferred(model_path, &model, &err)) != QP_OK ||
+            (base_path && (st = qp_rt_model_open_deferred(base_path, &base, &err)) != QP_OK))
+            goto fail;
+    } else {
+        if ((st = qp_rt_model_open(model_path, &model, &err)) != QP_OK ||
+            (st = qp_rt_model_prepack(model, (uint64_t)2 << 30, (int)n_threads, NULL, &err)) != QP_OK)
+            goto fail;
+        if (base_path && ((st = qp_rt_model_open(base_path, &base, &err)) != QP_OK ||
+                          (st = qp_rt_model_prepack(base, (uint64_t)2 << 30, (int)n_threads, NULL, &err)) != QP_OK))
+            goto fail;
+    }
     if (text_path) {
         size_t len = 0;
         if ((st = qp_text_load(text_path, field, &text, &len, &err)) != QP_OK ||
@@ -300,8 +329,11 @@ int cmd_ppl(int argc, char **argv)
         if (!quiet)
             fprintf(stderr, "qpack ppl: %s: %zu bytes, %zu tokens\n", text_path, len, n_ids);
     }
-    /* The running-perplexity line is the progress in text mode. */
-    prog = cli_progress_new("ppl", "tok", quiet || !json);
+    /* The running-perplexity line is the progress in text mode; streaming
+     * shows its layers first. */
+    prog = cs.on ? cli_progress_new("stream", "tok", quiet) : cli_progress_new("ppl", "tok", quiet || !json);
+    if (cs.on)
+        cli_install_signal_handlers(); /* an interrupt stops between chunks and removes the temp files */
     qp_ppl_job job = {
         .model = model,
         .base = base,
@@ -312,9 +344,12 @@ int cmd_ppl(int argc, char **argv)
         .n_threads = (int)n_threads,
         .save_logits = save_logits,
         .base_logits = base_logits,
+        .save_token_kld = save_token_kld,
         .progress = cli_progress_hook(prog),
         .on_chunk = on_chunk_collect,
         .user = &cc,
+        .stream = cli_stream_opts(&cs),
+        .stream_stats = &cs.stats,
     };
     qp_ppl_summary sum;
     st = qp_ppl_run(&job, &sum, &err);
@@ -328,7 +363,7 @@ int cmd_ppl(int argc, char **argv)
         goto fail;
     }
     if (json) {
-        if (!print_json(&sum, model_path, base_path ? base_path : base_logits, cc.running, cc.n)) {
+        if (!print_json(&sum, model_path, base_path ? base_path : base_logits, cc.running, cc.n, &cs)) {
             qp_err_set(&err, QP_ERR_NOMEM, NULL, "out of memory printing JSON");
             goto fail;
         }
@@ -338,6 +373,8 @@ int cmd_ppl(int argc, char **argv)
     if (!quiet)
         fprintf(stderr, "qpack ppl: %lld chunks, %lld tokens scored, %.1f tokens/s (%lld threads)\n",
                 (long long)sum.stats.n_chunks, (long long)sum.stats.n_scored, sum.tokens_per_second, n_threads);
+    if (!quiet)
+        cli_stream_report(&cs, cmd);
     goto done;
 fail:
     fflush(stdout);

@@ -50,9 +50,11 @@ int cmd_quantize(int argc, char **argv)
         return cli_usage_error("quantize", "missing IN.gguf");
     if (pos[1] && !o.out)
         o.out = pos[1];
-    if (pos[2] && !o.type)
+    if (pos[2] && !o.type) {
         o.type = pos[2];
-    if (!o.type)
+        o.type_given = 1;
+    }
+    if (!o.type && !(o.target_bpw > 0) && !o.target_size)
         return cli_usage_error("quantize", "missing TYPE");
     qp_job_options jo;
     int rc = cli_quant_opts_finish(&o, "quantize", &jo);

@@ -2,6 +2,7 @@
 #include "cli/quant_opts.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -16,6 +17,17 @@ const char *cli_quant_options_help(void)
            "  --type TYPE              f32, f16, bf16 or a preset: Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M\n"
            "                           Q5_K_S Q5_K_M Q6_K Q8_0 IQ4_XS IQ4_NL Q4_0 Q4_1 Q5_0 Q5_1\n"
            "  --imatrix FILE           importance matrix (llama.cpp GGUF or legacy .dat format)\n"
+           "  --covariance FILE        input second moments from `qpack calibrate --covariance`: quantize\n"
+           "                           Q2_K..Q6_K matrices with error feedback (docs/quantization.md)\n"
+           "  --gptq-damp X            with --covariance: damping, X * mean diagonal (default 0.01)\n"
+           "  --gptq-passes N          with --covariance: scale-search passes (default 2)\n"
+           "  --gptq-scale-weights W   with --covariance: imatrix (default) or feedback\n"
+           "  --gptq-refine N          with --covariance: code refinement sweeps (default 4, 0: none)\n"
+           "  --gptq-no-refit          with --covariance: no least-squares refit of the block scales\n"
+           "  --target-bpw B           choose each matrix's type (Q2_K..Q8_0) to minimize the predicted KLD\n"
+           "                           within B bits per weight (all tensors, as llama.cpp counts); needs\n"
+           "                           --imatrix made by `qpack calibrate --sensitivity`; replaces --type\n"
+           "  --target-size SIZE       the same with a budget for the whole output file (e.g. 3500K, 2G)\n"
            "  --tensor-type RE=TYPE    tensors whose name matches RE get TYPE (repeatable, first match wins)\n"
            "  --output-tensor-type T   type of output.weight\n"
            "  --token-embedding-type T type of token_embd.weight\n"
@@ -50,6 +62,8 @@ int cli_quant_opts_parse(cli_quant_opts *o, const char *cmd, int argc, char **ar
         slot = &o->type;
     else if (!strcmp(a, "--imatrix"))
         slot = &o->imatrix;
+    else if (!strcmp(a, "--covariance"))
+        slot = &o->covariance;
     else if (!strcmp(a, "--output-tensor-type"))
         slot = &o->out_type;
     else if (!strcmp(a, "--token-embedding-type"))
@@ -57,6 +71,7 @@ int cli_quant_opts_parse(cli_quant_opts *o, const char *cmd, int argc, char **ar
     if (slot) {
         if (!next)
             return -cli_usage_error(cmd, "%s needs a value", a);
+        o->type_given |= slot == &o->type;
         *slot = next;
         (*i)++;
         return 1;
@@ -72,6 +87,21 @@ int cli_quant_opts_parse(cli_quant_opts *o, const char *cmd, int argc, char **ar
         o->ov_buf[o->n_ov][eq - next] = '\0';
         o->ov_patterns[o->n_ov] = o->ov_buf[o->n_ov];
         o->ov_types[o->n_ov++] = (uint32_t)t;
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(a, "--target-bpw")) {
+        char *end = NULL;
+        double v = next ? strtod(next, &end) : 0;
+        if (!next || end == next || *end || !(v > 0 && v <= 32))
+            return -cli_usage_error(cmd, "--target-bpw needs bits per weight above 0 (e.g. 3.9)");
+        o->target_bpw = v;
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(a, "--target-size")) {
+        if (!next || !cli_parse_size(next, &o->target_size) || o->target_size == 0)
+            return -cli_usage_error(cmd, "--target-size needs a size in bytes such as 3500K");
         (*i)++;
         return 1;
     }
@@ -96,6 +126,34 @@ int cli_quant_opts_parse(cli_quant_opts *o, const char *cmd, int argc, char **ar
         (*i)++;
         return 1;
     }
+    if (!strcmp(a, "--gptq-damp")) {
+        char *end = NULL;
+        o->gptq_damp = next ? strtod(next, &end) : 0;
+        if (!next || !end || *end || !(o->gptq_damp > 0 && o->gptq_damp < 100))
+            return -cli_usage_error(cmd, "--gptq-damp needs a number in (0, 100)");
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(a, "--gptq-refine")) {
+        o->gptq_refine_set = 1;
+        if (!next || !cli_parse_int(next, 0, 64, &o->gptq_refine))
+            return -cli_usage_error(cmd, "--gptq-refine needs a sweep count from 0 to 64");
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(a, "--gptq-passes")) {
+        if (!next || !cli_parse_int(next, 1, 8, &o->gptq_passes))
+            return -cli_usage_error(cmd, "--gptq-passes needs a count from 1 to 8");
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(a, "--gptq-scale-weights")) {
+        if (!next || (strcmp(next, "imatrix") && strcmp(next, "feedback")))
+            return -cli_usage_error(cmd, "--gptq-scale-weights is imatrix or feedback");
+        o->gptq_scale_imp = !strcmp(next, "feedback");
+        (*i)++;
+        return 1;
+    }
     if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
         if (!next || !cli_parse_int(next, 1, 1024, &o->threads))
             return -cli_usage_error(cmd, "%s needs a thread count from 1 to 1024", a);
@@ -106,6 +164,7 @@ int cli_quant_opts_parse(cli_quant_opts *o, const char *cmd, int argc, char **ar
                 : !strcmp(a, "--resume") ? &o->resume
                 : !strcmp(a, "--pure") ? &o->pure
                 : !strcmp(a, "--dry-run") ? &o->dry_run
+                : !strcmp(a, "--gptq-no-refit") ? &o->gptq_refit
                 : (!strcmp(a, "-q") || !strcmp(a, "--quiet")) ? &o->quiet : NULL;
     if (flag) {
         *flag = 1;
@@ -119,7 +178,14 @@ int cli_quant_opts_finish(cli_quant_opts *o, const char *cmd, qp_job_options *jo
     memset(jo, 0, sizeof *jo);
     if (!o->out && !o->dry_run)
         return cli_usage_error(cmd, "missing the output file");
-    if (!qp_preset_find(o->type))
+    int target = o->target_bpw > 0 || o->target_size > 0;
+    if (target && o->type_given)
+        return cli_usage_error(cmd, "--type and --target-bpw/--target-size exclude each other");
+    if (o->target_bpw > 0 && o->target_size > 0)
+        return cli_usage_error(cmd, "give --target-bpw or --target-size, not both");
+    if (o->target_size > 0 && (o->split_max_bytes || o->split_max_tensors))
+        return cli_usage_error(cmd, "--target-size needs a single output file (no --split-max-*)");
+    if (!target && !qp_preset_find(o->type))
         return cli_usage_error(cmd, "unknown type or preset '%s'", o->type);
     jo->preset = o->type;
     jo->pure = o->pure;
@@ -133,6 +199,15 @@ int cli_quant_opts_finish(cli_quant_opts *o, const char *cmd, qp_job_options *jo
     jo->override_patterns = o->ov_patterns;
     jo->override_types = o->ov_types;
     jo->imatrix_path = o->imatrix;
+    jo->covariance_path = o->covariance;
+    jo->gptq.damp = o->gptq_damp;
+    jo->gptq.passes = (int)o->gptq_passes;
+    jo->gptq.scale_imp = o->gptq_scale_imp;
+    jo->gptq.refine = !o->gptq_refine_set ? 0 : (o->gptq_refine == 0 ? -1 : (int)o->gptq_refine);
+    jo->gptq.refit = o->gptq_refit ? -1 : 0;
+    jo->target_bpw = o->target_bpw;
+    jo->target_size = o->target_size;
+    jo->n_threads = o->threads > 0 ? (int)o->threads : qp_cpu_count();
     struct stat sb;
     int split = o->split_max_bytes || o->split_max_tensors;
     if (o->shard_count && !split)
@@ -145,11 +220,28 @@ int cli_quant_opts_finish(cli_quant_opts *o, const char *cmd, qp_job_options *jo
     return 0;
 }
 
-static void print_dry_run(const qp_job *job)
+/* Size-targeted plans: the totals against the target. */
+static void print_alloc_totals(const qp_job *job, const cli_quant_opts *o)
+{
+    const qp_alloc_plan *a = qp_job_alloc(job);
+    if (o->target_bpw > 0)
+        printf("target: %.4g bits per weight = %llu tensor bytes\n", o->target_bpw,
+               (unsigned long long)qp_job_alloc_budget(job));
+    else
+        printf("target: %llu file bytes = %llu tensor bytes + %llu header and padding allowance\n",
+               o->target_size, (unsigned long long)qp_job_alloc_budget(job),
+               (unsigned long long)qp_job_alloc_overhead(job));
+    printf("predicted: %llu tensor bytes, %.3f bits per weight, mean KLD %.6f (range %.3f..%.3f bpw)\n",
+           (unsigned long long)a->bytes, qp_alloc_bpw(a, a->bytes), a->loss_total, qp_alloc_bpw(a, a->min_bytes),
+           qp_alloc_bpw(a, a->max_bytes));
+}
+
+static void print_dry_run(const qp_job *job, const cli_quant_opts *o)
 {
     const qp_plan *plan = qp_job_plan(job);
+    const qp_alloc_plan *alloc = qp_job_alloc(job);
     uint64_t total = 0, weights = 0;
-    printf("%-36s %-20s %-7s %12s\n", "tensor", "shape", "type", "bytes");
+    printf("%-36s %-20s %-7s %12s%s\n", "tensor", "shape", "type", "bytes", alloc ? "     pred.kld" : "");
     for (int64_t i = 0; i < qp_plan_count(plan); i++) {
         const qp_plan_tensor *t = qp_plan_at(plan, i);
         char shape[64];
@@ -164,17 +256,22 @@ static void print_dry_run(const qp_job *job)
         total += b;
         weights += (uint64_t)t->row_len * (uint64_t)t->n_rows;
         int fb = qp_job_fallback(job, i);
-        printf("%-36s %-20s %-7s %12llu%s%s\n", t->name, shape, qp_ggml_type_name(qp_job_type(job, i)),
-               (unsigned long long)b, fb >= 0 ? "  fallback from " : "", fb >= 0 ? qp_ggml_type_name((uint32_t)fb) : "");
+        printf("%-36s %-20s %-7s %12llu", t->name, shape, qp_ggml_type_name(qp_job_type(job, i)),
+               (unsigned long long)b);
+        if (alloc)
+            printf(" %12.6f", alloc->loss[i]);
+        printf("%s%s\n", fb >= 0 ? "  fallback from " : "", fb >= 0 ? qp_ggml_type_name((uint32_t)fb) : "");
     }
     printf("total: %llu tensor bytes, %.2f MB, %.3f bits per weight\n", (unsigned long long)total, total / 1e6,
            weights ? 8.0 * (double)total / (double)weights : 0.0);
+    if (alloc)
+        print_alloc_totals(job, o);
 }
 
 int cli_quant_run(const cli_quant_opts *o, qp_job *job)
 {
     if (o->dry_run) {
-        print_dry_run(job);
+        print_dry_run(job, o);
         return CLI_EXIT_OK;
     }
     const qp_plan *plan = qp_job_plan(job);
@@ -204,6 +301,13 @@ int cli_quant_run(const cli_quant_opts *o, qp_job *job)
     cli_progress_free(bar);
     if (s != QP_OK)
         return cli_fail(&err);
+    if (o->target_size > 0 && st.bytes_out > o->target_size) { /* the allowance makes this a bug */
+        fprintf(stderr, "qpack: %s: %llu bytes exceed --target-size %llu (internal error)\n", o->out,
+                (unsigned long long)st.bytes_out, o->target_size);
+        return CLI_EXIT_INTERNAL;
+    }
+    if (qp_job_alloc(job) && !o->quiet)
+        print_alloc_totals(job, o);
     if (st.n_files > 1 || st.files_kept)
         printf("wrote %d of %d files of %s (%d kept from an earlier run): %lld tensors, %.2f MB (%.2f MB read in "
                "%.2f s, %.1f MB/s)\n",

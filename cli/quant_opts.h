@@ -13,6 +13,13 @@ typedef struct {
     const char *out;
     const char *type;
     const char *imatrix;
+    const char *covariance;      /* --covariance FILE */
+    double gptq_damp;            /* --gptq-damp X (0: default) */
+    long long gptq_passes;       /* --gptq-passes N (0: default) */
+    int gptq_scale_imp;          /* --gptq-scale-weights feedback */
+    long long gptq_refine;       /* --gptq-refine N */
+    int gptq_refine_set;         /* --gptq-refine was given */
+    int gptq_refit;              /* --gptq-no-refit */
     const char *out_type, *embd_type;
     const char *ov_patterns[CLI_MAX_OVERRIDES];
     char ov_buf[CLI_MAX_OVERRIDES][512];
@@ -23,6 +30,9 @@ typedef struct {
     unsigned long long split_max_bytes;
     long long split_max_tensors;
     int shard_index, shard_count;
+    double target_bpw;                   /* --target-bpw (0: none) */
+    unsigned long long target_size;      /* --target-size (0: none) */
+    int type_given;                      /* --type (or quantize's TYPE) was given */
 } cli_quant_opts;
 
 void cli_quant_opts_init(cli_quant_opts *o, const char *default_type);

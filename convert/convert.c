@@ -110,8 +110,16 @@ static void run_batches(void *ctx, int64_t b0, int64_t b1, int tid)
             const float *imp = NULL;
             if (s == QP_OK && j->opt->importance)
                 imp = j->opt->importance(j->opt->importance_ctx, j->plan, j->plan_idx, row0 / rows_per_expert);
-            if (s == QP_OK)
+            const double *h = NULL;
+            if (s == QP_OK && j->opt->covariance && qp_gptq_supported(j->type))
+                h = j->opt->covariance(j->opt->covariance_ctx, j->plan, j->plan_idx, row0 / rows_per_expert);
+            if (s == QP_OK && h) {
+                qp_gptq_options go = j->opt->gptq;
+                go.n_threads = 1;
+                s = qp_gptq_quantize(j->type, src, n, t->row_len, h, imp, &go, out, &e);
+            } else if (s == QP_OK) {
                 convert_rows_to(j->type, qt, src, out, n, t->row_len, j->out_row_bytes, imp);
+            }
         }
         if (s == QP_OK)
             s = qp_gguf_write_tensor(j->w, j->gguf_idx, (uint64_t)row0 * j->out_row_bytes, out,
@@ -371,6 +379,32 @@ out:
     qp_split_plan_free(&sp);
     free(types);
     free(out_bytes);
+    return s;
+}
+
+qp_status qp_convert_overhead(const qp_plan *plan, const char *hf_dir, const qp_convert_options *opt, uint64_t *out,
+                              qp_err *err)
+{
+    *out = 0;
+    const int64_t n = qp_plan_count(plan);
+    /* Never begun, so nothing is created at this path. */
+    qp_gguf_writer *w = qp_gguf_writer_new(opt->out_path ? opt->out_path : "overhead.gguf");
+    if (!w)
+        return qp_err_set(err, QP_ERR_NOMEM, opt->out_path, "out of memory");
+    qp_status s = write_file_meta(w, plan, hf_dir, opt, 0, 1, n, err);
+    for (int64_t i = 0; i < n && s == QP_OK; i++) {
+        const qp_plan_tensor *t = qp_plan_at(plan, i);
+        if (qp_gguf_add_tensor(w, t->name, t->n_dims, t->ne, qp_convert_type_of(opt, plan, i), err) < 0)
+            s = err && err->status != QP_OK ? err->status : qp_err_set(err, QP_ERR_INTERNAL, NULL, "cannot add %s",
+                                                                       t->name);
+    }
+    uint64_t data_off = 0, size = 0;
+    uint32_t align = 1;
+    if (s == QP_OK)
+        s = qp_gguf_writer_layout(w, &data_off, &size, &align, err);
+    if (s == QP_OK)
+        *out = data_off + (uint64_t)n * (align - 1);
+    qp_gguf_writer_free(w);
     return s;
 }
 

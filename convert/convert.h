@@ -12,6 +12,7 @@
 #include "common/qp_error.h"
 #include "common/qp_progress.h"
 #include "convert/plan.h"
+#include "quant/gptq.h"
 
 /* Chooses the ggml type of plan tensor i (called once per tensor, before
  * anything is written). */
@@ -30,6 +31,12 @@ typedef struct {
     uint32_t default_type;         /* used when choose_type is NULL */
     qp_importance_fn importance;   /* NULL: plain quantization */
     void *importance_ctx;
+    /* Error-feedback quantization (quant/gptq.h): H (row_len^2 doubles)
+     * for the rows of plan tensor i that belong to `expert`, or NULL (then
+     * the importance quantization above). NULL hook: never. */
+    const double *(*covariance)(void *ctx, const qp_plan *plan, int64_t i, int64_t expert);
+    void *covariance_ctx;
+    qp_gptq_options gptq;          /* n_threads is ignored (batches run in parallel) */
     int n_threads;                 /* <= 0: 1 */
     qp_progress progress;          /* unit: bytes of source read */
     /* Split output in llama.cpp's gguf-split conventions (0: no limit; with
@@ -61,6 +68,12 @@ typedef struct {
 
 /* The type convert would choose for each plan tensor under `opt`. */
 uint32_t qp_convert_type_of(const qp_convert_options *opt, const qp_plan *plan, int64_t i);
+
+/* What a single-file output adds to its tensor bytes at most: the header
+ * (key/values, tensor infos, checksums) with the types `opt` chooses now
+ * (only tensor bytes depend on them) plus alignment-1 padding per tensor. */
+qp_status qp_convert_overhead(const qp_plan *plan, const char *hf_dir, const qp_convert_options *opt, uint64_t *out,
+                              qp_err *err);
 
 qp_status qp_convert_run(const char *hf_dir, const qp_convert_options *opt, qp_convert_stats *stats, qp_err *err);
 

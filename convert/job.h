@@ -6,7 +6,9 @@
 #include <stdint.h>
 
 #include "common/qp_error.h"
+#include "convert/alloc_plan.h"
 #include "convert/convert.h"
+#include "convert/cov_apply.h"
 #include "convert/importance.h"
 #include "convert/plan.h"
 
@@ -19,6 +21,14 @@ typedef struct {
     const char *const *override_patterns;
     const uint32_t *override_types;
     const char *imatrix_path;    /* NULL: none */
+    const char *covariance_path; /* NULL: none; else error-feedback quantization (quant/gptq.h) */
+    qp_gptq_options gptq;        /* with covariance_path; zeros: defaults */
+    /* Size-targeted allocation (convert/alloc_plan.h); at most one > 0.
+     * Needs imatrix_path with qpack.sens.* keys; excludes pure, overrides
+     * and output/token_embd types; preset is then ignored. */
+    double target_bpw;           /* bits per weight over all tensors */
+    uint64_t target_size;        /* bytes of the whole (single) output file */
+    int n_threads;               /* for measuring errors; <= 0: 1 */
 } qp_job_options;
 
 typedef struct qp_job qp_job;
@@ -38,6 +48,14 @@ int qp_job_fallback(const qp_job *job, int64_t i);
 uint64_t qp_job_tensor_bytes(const qp_job *job, int64_t i); /* output bytes of tensor i */
 /* The importance matrix as applied to this job's tensors, NULL without one. */
 const qp_importance *qp_job_importance(const qp_job *job);
+/* The covariance file as applied to this job's tensors, NULL without one. */
+const qp_cov_apply *qp_job_covariance(const qp_job *job);
+
+/* Size-targeted jobs: the allocation (NULL otherwise), the tensor-byte
+ * budget it met, and for --target-size the header + padding allowance. */
+const qp_alloc_plan *qp_job_alloc(const qp_job *job);
+uint64_t qp_job_alloc_budget(const qp_job *job);
+uint64_t qp_job_alloc_overhead(const qp_job *job);
 
 /* Fill choose_type / importance / file_type / recipe; the caller sets
  * out_path, n_threads and progress. */

@@ -136,6 +136,10 @@ int64_t qp_gguf_add_tensor(qp_gguf_writer *w, const char *name, uint32_t n_dims,
                            const int64_t *ne, uint32_t ggml_type, qp_err *err);
 uint64_t qp_gguf_writer_tensor_nbytes(const qp_gguf_writer *w, int64_t idx);
 int64_t qp_gguf_writer_tensor_count(const qp_gguf_writer *w);
+/* Before begin(): the data offset and file size the declared keys and
+ * tensors would give (checksums included), and the data alignment. */
+qp_status qp_gguf_writer_layout(qp_gguf_writer *w, uint64_t *data_offset, uint64_t *file_size, uint32_t *alignment,
+                                qp_err *err);
 
 /* When on (default on), begin() reserves `qpack.tensor_xxh3` (UINT64 array,
  * one per tensor, file order) and finish() fills it with the xxh3-64 of each

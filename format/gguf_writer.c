@@ -486,3 +486,19 @@ qp_status qp_gw_build_header(qp_gguf_writer *w, qp_gw_buf *h, qp_err *err)
         return qp_err_set(err, QP_ERR_USAGE, w->final_path, "file size overflows");
     return QP_OK;
 }
+
+qp_status qp_gguf_writer_layout(qp_gguf_writer *w, uint64_t *data_offset, uint64_t *file_size, uint32_t *alignment,
+                                qp_err *err)
+{
+    if (!w || w->state != QP_GW_DECLARING)
+        return qp_err_set(err, QP_ERR_USAGE, w ? w->final_path : NULL, "qp_gguf_writer_layout: writer already begun");
+    qp_gw_buf h = {0};
+    qp_status st = qp_gw_build_header(w, &h, err);
+    free(h.p);
+    if (st != QP_OK)
+        return st;
+    *data_offset = w->data_off;
+    *file_size = w->file_size;
+    *alignment = w->alignment;
+    return QP_OK;
+}

@@ -154,6 +154,12 @@ static uint32_t fallback_type(uint32_t t, int64_t row_len)
     return f;
 }
 
+uint32_t qp_recipe_fallback_type(uint32_t type, int64_t row_len)
+{
+    const qp_ggml_type_info *ti = qp_ggml_type_get(type);
+    return ti && row_len % ti->block_elems == 0 ? type : fallback_type(type, row_len);
+}
+
 static int is_quantized(uint32_t t)
 {
     return t != QP_GGML_F32 && t != QP_GGML_F16 && t != QP_GGML_BF16;

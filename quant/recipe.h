@@ -52,4 +52,8 @@ int qp_recipe_add_override(qp_recipe *r, const char *pattern, uint32_t type);
 uint32_t qp_recipe_choose(qp_recipe *r, const char *name, uint32_t n_dims, const int64_t *ne, uint32_t src_type,
                           int *fallback_from);
 
+/* `type` when row_len is a multiple of its block, else the type the
+ * presets fall back to for such rows (llama.cpp's table; F16 at worst). */
+uint32_t qp_recipe_fallback_type(uint32_t type, int64_t row_len);
+
 #endif

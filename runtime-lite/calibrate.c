@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "format/imatrix_ext.h"
+#include "runtime-lite/calib_chunks.h"
 #include "runtime-lite/forward.h"
 #include "runtime-lite/matmul.h"
 
@@ -22,7 +23,7 @@ typedef struct {
     int64_t *routed;        /* [L*NE] */
     /* coverage pass */
     const uint8_t *flag;    /* [L*NE] experts under the threshold */
-    const double *need;     /* [L*NE] soft mass wanted */
+    double *need;           /* [L*NE] soft mass wanted */
     double *mass;           /* [L*NE] */
     double *soft_x;         /* [L*NE][E]  gate/up inputs, probability-weighted */
     double *soft_h;         /* [L*NE][FE] down inputs, probability-weighted */
@@ -69,7 +70,7 @@ static void on_route_soft(void *user, const qp_rt_obs_route *ev)
     if (x->st != QP_OK)
         return;
     const qp_rt_config *c = x->c;
-    const qp_rt_layer *L = &x->w->layers[ev->layer];
+    const qp_rt_layer *L = ev->weights; /* resident even when streaming */
     const int64_t E = ev->n_embd, NE = ev->n_expert, FE = c->n_ff_exp, T = ev->n_tok;
     for (int64_t e = 0; e < NE; e++) {
         const int64_t le = ev->layer * NE + e;
@@ -102,38 +103,6 @@ static void on_route_soft(void *user, const qp_rt_obs_route *ev)
     }
 }
 
-static int coverage_done(const calib_ctx *x, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        if (x->flag[i] && x->mass[i] < x->need[i])
-            return 0;
-    return 1;
-}
-
-/* Run chunks [0, n_chunks) with the observer; stop early when `done` says so. */
-static qp_status run_chunks(const qp_calib_job *job, qp_rt_state *s, const qp_rt_observer *obs, int64_t n_chunks,
-                            const char *what, calib_ctx *x, int64_t L_NE, int64_t *chunks_run, qp_err *err)
-{
-    const uint64_t total = (uint64_t)(n_chunks * job->n_ctx);
-    qp_rt_state_set_observer(s, obs);
-    *chunks_run = 0;
-    for (int64_t k = 0; k < n_chunks; k++) {
-        if (qp_cancelled(&job->progress))
-            return qp_err_set(err, QP_ERR_INTERRUPTED, NULL, "interrupted");
-        qp_rt_state_reset(s);
-        qp_status st = qp_rt_forward(job->model, s, job->tokens + k * job->n_ctx, job->n_ctx, 0, 0, NULL, err);
-        if (st == QP_OK)
-            st = x->st;
-        if (st != QP_OK)
-            return st;
-        *chunks_run = k + 1;
-        qp_report(&job->progress, (uint64_t)((k + 1) * job->n_ctx), total, what);
-        if (x->flag && coverage_done(x, L_NE))
-            break;
-    }
-    return QP_OK;
-}
-
 void qp_calib_result_free(qp_calib_result *r)
 {
     if (!r)
@@ -160,34 +129,48 @@ static qp_status blend_entry(qp_imatrix *m, const char *name, int64_t e, const d
     return qp_imatrix_set(m, entry, e, buf, qp_imatrix_rows(m, entry, e) + n_add, err);
 }
 
-static qp_status coverage(const qp_calib_job *job, qp_rt_state *s, calib_ctx *x, qp_calib_result *r,
-                          int64_t n_chunks, qp_err *err)
+/* Buffers of the coverage pass; x->need is filled by the caller. */
+static qp_status coverage_begin(const qp_calib_job *job, calib_ctx *x, qp_calib_result *r, qp_err *err)
 {
     const qp_rt_config *c = x->c;
-    const int64_t L = c->n_layer, NE = c->n_expert, E = c->n_embd, FE = c->n_ff_exp, LNE = L * NE;
-    const double min = (double)job->min_expert_tokens;
-    double *need = calloc((size_t)LNE, sizeof *need);
+    const int64_t LNE = c->n_layer * c->n_expert, E = c->n_embd, FE = c->n_ff_exp;
     x->mass = r->soft_mass;
-    x->need = need;
     x->flag = r->forced;
+    x->need = calloc((size_t)LNE, sizeof *x->need);
     x->soft_x = calloc((size_t)(LNE * E), sizeof *x->soft_x);
     x->soft_h = calloc((size_t)(LNE * FE), sizeof *x->soft_h);
     x->hg = malloc((size_t)(job->n_ctx * FE) * sizeof *x->hg);
     x->hu = malloc((size_t)(job->n_ctx * FE) * sizeof *x->hu);
+    if (!x->need || !x->soft_x || !x->soft_h || !x->hg || !x->hu)
+        return qp_err_set(err, QP_ERR_NOMEM, NULL, "out of memory (coverage pass)");
+    return QP_OK;
+}
+
+static void coverage_end(calib_ctx *x)
+{
+    free(x->need);
+    free(x->soft_x);
+    free(x->soft_h);
+    free(x->hg);
+    free(x->hu);
+    x->need = NULL;
+    x->soft_x = x->soft_h = NULL;
+    x->hg = x->hu = NULL;
+    x->flag = NULL;
+}
+
+/* Blend the soft statistics into the rows of the forced experts. */
+static qp_status coverage_blend(calib_ctx *x, qp_calib_result *r, qp_err *err)
+{
+    const qp_rt_config *c = x->c;
+    const int64_t L = c->n_layer, NE = c->n_expert, E = c->n_embd, FE = c->n_ff_exp;
     double *buf = malloc((size_t)(E > FE ? E : FE) * sizeof *buf);
+    if (!buf)
+        return qp_err_set(err, QP_ERR_NOMEM, NULL, "out of memory (coverage pass)");
     qp_status st = QP_OK;
-    if (!need || !x->soft_x || !x->soft_h || !x->hg || !x->hu || !buf) {
-        st = qp_err_set(err, QP_ERR_NOMEM, NULL, "out of memory (coverage pass)");
-        goto out;
-    }
-    for (int64_t i = 0; i < LNE; i++)
-        need[i] = min - (double)r->routed[i];
-    const qp_rt_observer obs = {NULL, on_route_soft, x};
-    if ((st = run_chunks(job, s, &obs, n_chunks, "coverage", x, LNE, &r->coverage_chunks, err)) != QP_OK)
-        goto out;
     static const char *const kinds[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
-    for (int64_t l = 0; l < L; l++)
-        for (int64_t e = 0; e < NE; e++) {
+    for (int64_t l = 0; l < L && st == QP_OK; l++)
+        for (int64_t e = 0; e < NE && st == QP_OK; e++) {
             const int64_t le = l * NE + e;
             if (!r->forced[le])
                 continue;
@@ -200,21 +183,167 @@ static qp_status coverage(const qp_calib_job *job, qp_rt_state *s, calib_ctx *x,
                 char name[96];
                 snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)l, kinds[k]);
                 const double *soft = k < 2 ? x->soft_x + le * E : x->soft_h + le * FE;
-                st = blend_entry(x->m, name, e, soft, x->mass[le], need[le], buf, err);
+                st = blend_entry(x->m, name, e, soft, x->mass[le], x->need[le], buf, err);
             }
-            if (st != QP_OK)
-                goto out;
         }
-out:
-    free(need);
-    free(x->soft_x);
-    free(x->soft_h);
-    free(x->hg);
-    free(x->hu);
     free(buf);
-    x->soft_x = x->soft_h = NULL;
-    x->hg = x->hu = NULL;
-    x->flag = NULL;
+    return st;
+}
+
+static qp_status coverage(const qp_calib_job *job, qp_rt_state *s, calib_ctx *x, qp_calib_result *r,
+                          int64_t n_chunks, qp_err *err)
+{
+    const int64_t LNE = x->c->n_layer * x->c->n_expert;
+    qp_status st = coverage_begin(job, x, r, err);
+    if (st == QP_OK) {
+        for (int64_t i = 0; i < LNE; i++)
+            x->need[i] = (double)job->min_expert_tokens - (double)r->routed[i];
+        const qp_rt_observer obs = {NULL, on_route_soft, x};
+        const qp_calib_cover cover = {x->flag, x->need, x->mass, LNE};
+        st = qp_calib_run_chunks(job, s, &obs, n_chunks, "coverage", &x->st, &cover, &r->coverage_chunks, err);
+    }
+    if (st == QP_OK)
+        st = coverage_blend(x, r, err);
+    coverage_end(x);
+    return st;
+}
+
+/* Both passes chunk by chunk with the whole model resident. */
+static qp_status calib_in_memory(const qp_calib_job *job, calib_ctx *x, qp_calib_result *r, int64_t n_chunks,
+                                 qp_err *err)
+{
+    const int64_t LNE = r->n_layer * r->n_expert;
+    qp_rt_state *s = NULL;
+    qp_status st = qp_rt_state_new(job->model, job->n_ctx, 0, job->n_threads, &s, err);
+    if (st != QP_OK)
+        return st;
+    const double t0 = now_s();
+    const qp_rt_observer routed_obs = {on_matmul, r->n_expert > 0 ? on_route_count : NULL, x};
+    if ((st = qp_calib_run_chunks(job, s, &routed_obs, n_chunks, "routed", &x->st, NULL, &r->n_chunks, err)) != QP_OK)
+        goto out;
+    const double t1 = now_s();
+    r->tokens_per_second = t1 > t0 ? (double)(n_chunks * job->n_ctx) / (t1 - t0) : 0;
+    qp_imatrix_set_chunks(r->imatrix, (uint32_t)n_chunks, (uint32_t)job->n_ctx);
+    if (job->dataset && (st = qp_imatrix_add_dataset(r->imatrix, job->dataset, err)) != QP_OK)
+        goto out;
+    for (int64_t i = 0; i < LNE; i++)
+        if (r->min_expert_tokens > 0 && r->routed[i] < r->min_expert_tokens) {
+            r->forced[i] = 1;
+            r->n_forced++;
+        }
+    if (r->n_forced > 0)
+        st = coverage(job, s, x, r, n_chunks, err);
+out:
+    qp_rt_state_free(s);
+    return st;
+}
+
+/* The flagged experts of layer l have their soft mass. */
+static int layer_coverage_done(const calib_ctx *x, int64_t l)
+{
+    const int64_t NE = x->c->n_expert;
+    for (int64_t le = l * NE; le < (l + 1) * NE; le++)
+        if (x->flag[le] && x->mass[le] < x->need[le])
+            return 0;
+    return 1;
+}
+
+/* Layer l's coverage pass over the same inputs (the outputs are not kept).
+ * An expert adds whole chunks until its mass suffices, as in memory, so
+ * stopping per layer instead of globally changes nothing. */
+static qp_status layer_coverage(const qp_calib_job *job, qp_rt_stream *eng, calib_ctx *x, qp_calib_result *r,
+                                int64_t l, int64_t n_chunks, qp_err *err)
+{
+    const qp_rt_observer soft_obs = {NULL, on_route_soft, x};
+    qp_rt_stream_set_observer(eng, &soft_obs);
+    for (int64_t k = 0; k < n_chunks; k++) {
+        if (qp_cancelled(&job->progress))
+            return qp_err_set(err, QP_ERR_INTERRUPTED, NULL, "interrupted");
+        qp_status st = qp_rt_stream_layer_chunk(eng, k, 0, err);
+        if (st == QP_OK)
+            st = x->st;
+        if (st != QP_OK)
+            return st;
+        if (layer_coverage_done(x, l)) {
+            if (k + 1 > r->coverage_chunks)
+                r->coverage_chunks = k + 1;
+            return QP_OK;
+        }
+    }
+    r->coverage_chunks = n_chunks;
+    return QP_OK;
+}
+
+/* Layer by layer with one layer resident (job->stream): every chunk's
+ * routed events, then the layer's routed counts are final, its experts
+ * under the threshold are flagged and its coverage pass runs. Every entry
+ * gets its contributions in the same chunk order as in memory. */
+static qp_status calib_streamed(const qp_calib_job *job, calib_ctx *x, qp_calib_result *r, int64_t n_chunks,
+                                qp_err *err)
+{
+    const int64_t NE = r->n_expert, n_layer = r->n_layer, per_layer = n_chunks * job->n_ctx;
+    const qp_rt_observer routed_obs = {on_matmul, NE > 0 ? on_route_count : NULL, x};
+    qp_rt_stream *eng = NULL;
+    int cov = 0; /* coverage buffers allocated */
+    double t_routed = 0;
+    qp_status st = qp_rt_stream_new(job->model, job->tokens, n_chunks, job->n_ctx, x->n_threads, job->stream,
+                                    &eng, err);
+    if (st == QP_OK)
+        st = qp_rt_stream_embed(eng, err);
+    for (int64_t l = 0; l < n_layer && st == QP_OK; l++) {
+        char what[64];
+        snprintf(what, sizeof what, "stream layer %lld/%lld", (long long)(l + 1), (long long)n_layer);
+        if ((st = qp_rt_stream_layer_begin(eng, l, err)) != QP_OK)
+            break;
+        qp_rt_stream_set_observer(eng, &routed_obs);
+        const double t0 = now_s();
+        for (int64_t k = 0; k < n_chunks && st == QP_OK; k++) {
+            if (qp_cancelled(&job->progress)) {
+                st = qp_err_set(err, QP_ERR_INTERRUPTED, NULL, "interrupted");
+                break;
+            }
+            if ((st = qp_rt_stream_layer_chunk(eng, k, 1, err)) == QP_OK)
+                st = x->st;
+            qp_report(&job->progress, (uint64_t)((l * per_layer + (k + 1) * job->n_ctx) / n_layer),
+                      (uint64_t)per_layer, what);
+        }
+        t_routed += now_s() - t0;
+        int64_t n_flag = 0;
+        for (int64_t e = 0; e < NE && st == QP_OK; e++)
+            n_flag += r->min_expert_tokens > 0 && r->routed[l * NE + e] < r->min_expert_tokens;
+        if (st == QP_OK && n_flag > 0) {
+            if (!cov) {
+                cov = 1;
+                st = coverage_begin(job, x, r, err);
+            }
+            for (int64_t e = 0; e < NE && st == QP_OK; e++) {
+                const int64_t le = l * NE + e;
+                x->need[le] = (double)r->min_expert_tokens - (double)r->routed[le];
+                if (r->routed[le] < r->min_expert_tokens) {
+                    r->forced[le] = 1;
+                    r->n_forced++;
+                }
+            }
+            if (st == QP_OK)
+                st = layer_coverage(job, eng, x, r, l, n_chunks, err);
+        }
+        if (st == QP_OK)
+            st = qp_rt_stream_layer_end(eng, err);
+    }
+    if (st == QP_OK) {
+        r->n_chunks = n_chunks;
+        r->tokens_per_second = t_routed > 0 ? (double)per_layer / t_routed : 0;
+        qp_imatrix_set_chunks(r->imatrix, (uint32_t)n_chunks, (uint32_t)job->n_ctx);
+        if (job->dataset)
+            st = qp_imatrix_add_dataset(r->imatrix, job->dataset, err);
+    }
+    if (st == QP_OK && r->n_forced > 0)
+        st = coverage_blend(x, r, err);
+    if (cov)
+        coverage_end(x);
+    if (eng && job->stream_stats)
+        qp_rt_stream_stats_get(eng, job->stream_stats);
+    qp_rt_stream_free(eng);
     return st;
 }
 
@@ -224,12 +353,10 @@ qp_status qp_calib_run(const qp_calib_job *job, qp_calib_result *out, qp_err *er
     if (!job || !job->model || (job->n_tokens > 0 && !job->tokens) || job->n_ctx < 1)
         return qp_err_set(err, QP_ERR_USAGE, NULL, "qp_calib_run: bad arguments");
     const qp_rt_config *c = qp_rt_model_config(job->model);
-    int64_t n_chunks = job->n_tokens / job->n_ctx;
-    if (job->max_chunks > 0 && n_chunks > job->max_chunks)
-        n_chunks = job->max_chunks;
-    if (n_chunks < 1)
-        return qp_err_set(err, QP_ERR_BAD_INPUT, NULL, "the text has %lld tokens, fewer than one chunk of %lld",
-                          (long long)job->n_tokens, (long long)job->n_ctx);
+    int64_t n_chunks;
+    qp_status st = qp_calib_chunk_count(job, &n_chunks, err);
+    if (st != QP_OK)
+        return st;
     const int64_t NE = c->is_moe ? c->n_expert : 0, LNE = c->n_layer * NE;
     qp_calib_result *r = out;
     r->n_layer = c->n_layer;
@@ -238,8 +365,6 @@ qp_status qp_calib_run(const qp_calib_job *job, qp_calib_result *out, qp_err *er
     r->min_expert_tokens = job->min_expert_tokens > 0 ? job->min_expert_tokens : 0;
     r->n_ctx = job->n_ctx;
     r->imatrix = qp_imatrix_new();
-    qp_rt_state *s = NULL;
-    qp_status st;
     if (!r->imatrix)
         goto nomem;
     if (NE > 0) {
@@ -250,8 +375,6 @@ qp_status qp_calib_run(const qp_calib_job *job, qp_calib_result *out, qp_err *er
         if (!r->routed || !r->soft_mass || !r->counts || !r->forced)
             goto nomem;
     }
-    if ((st = qp_rt_state_new(job->model, job->n_ctx, 0, job->n_threads, &s, err)) != QP_OK)
-        goto fail;
     calib_ctx x = {.m = r->imatrix,
                    .c = c,
                    .w = qp_rt_model_weights(job->model),
@@ -260,20 +383,8 @@ qp_status qp_calib_run(const qp_calib_job *job, qp_calib_result *out, qp_err *er
                    .err = err,
                    .routed = r->routed};
     const double t0 = now_s();
-    const qp_rt_observer routed_obs = {on_matmul, NE > 0 ? on_route_count : NULL, &x};
-    if ((st = run_chunks(job, s, &routed_obs, n_chunks, "routed", &x, 0, &r->n_chunks, err)) != QP_OK)
-        goto fail;
-    const double t1 = now_s();
-    r->tokens_per_second = t1 > t0 ? (double)(n_chunks * job->n_ctx) / (t1 - t0) : 0;
-    qp_imatrix_set_chunks(r->imatrix, (uint32_t)n_chunks, (uint32_t)job->n_ctx);
-    if (job->dataset && (st = qp_imatrix_add_dataset(r->imatrix, job->dataset, err)) != QP_OK)
-        goto fail;
-    for (int64_t i = 0; i < LNE; i++)
-        if (r->min_expert_tokens > 0 && r->routed[i] < r->min_expert_tokens) {
-            r->forced[i] = 1;
-            r->n_forced++;
-        }
-    if (r->n_forced > 0 && (st = coverage(job, s, &x, r, n_chunks, err)) != QP_OK)
+    st = job->stream ? calib_streamed(job, &x, r, n_chunks, err) : calib_in_memory(job, &x, r, n_chunks, err);
+    if (st != QP_OK)
         goto fail;
     for (int64_t i = 0; i < LNE; i++) {
         char name[96];
@@ -282,12 +393,10 @@ qp_status qp_calib_run(const qp_calib_job *job, qp_calib_result *out, qp_err *er
         r->counts[i] = entry >= 0 ? qp_imatrix_rows(r->imatrix, entry, i % NE) : 0;
     }
     r->seconds = now_s() - t0;
-    qp_rt_state_free(s);
     return QP_OK;
 nomem:
     st = qp_err_set(err, QP_ERR_NOMEM, NULL, "out of memory (calibration)");
 fail:
-    qp_rt_state_free(s);
     qp_calib_result_free(r);
     return st;
 }
@@ -320,7 +429,29 @@ static qp_status write_keys(void *user, qp_gguf_writer *w, qp_err *err)
 
 qp_status qp_calib_write(const qp_calib_result *r, const char *path, qp_err *err)
 {
+    return qp_calib_write_ex(r, path, NULL, NULL, err);
+}
+
+typedef struct {
+    const qp_calib_result *r;
+    qp_imatrix_kv_fn more;
+    void *more_user;
+} keys_ex;
+
+static qp_status write_keys_ex(void *user, qp_gguf_writer *w, qp_err *err)
+{
+    const keys_ex *k = user;
+    qp_status st = write_keys((void *)k->r, w, err);
+    if (st == QP_OK && k->more)
+        st = k->more(k->more_user, w, err);
+    return st;
+}
+
+qp_status qp_calib_write_ex(const qp_calib_result *r, const char *path, qp_imatrix_kv_fn more, void *more_user,
+                            qp_err *err)
+{
     if (!r || !r->imatrix || !path)
         return qp_err_set(err, QP_ERR_USAGE, path, "qp_calib_write: bad arguments");
-    return qp_imatrix_write_kv(r->imatrix, path, write_keys, (void *)r, err);
+    keys_ex k = {r, more, more_user};
+    return qp_imatrix_write_kv(r->imatrix, path, write_keys_ex, &k, err);
 }

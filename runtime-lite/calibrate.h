@@ -36,7 +36,9 @@
 #include "common/qp_error.h"
 #include "common/qp_progress.h"
 #include "format/imatrix.h"
+#include "format/imatrix_ext.h"
 #include "runtime-lite/model.h"
+#include "runtime-lite/stream.h"
 
 typedef struct {
     const qp_rt_model *model;
@@ -48,6 +50,13 @@ typedef struct {
     int64_t min_expert_tokens;  /* coverage threshold; <= 0 disables the forced pass */
     const char *dataset;        /* stored in imatrix.datasets; may be NULL */
     qp_progress progress;       /* tokens done / total per pass; cancel flag */
+    /* Layer-streamed calibration (stream.h), NULL: in memory. Layer by
+     * layer: the routed events of every chunk, then that layer's coverage
+     * pass over the same inputs, then the next layer; the result equals the
+     * in-memory one. Progress is one "stream" display (what: "stream
+     * layer l/L"). The model should come from qp_rt_model_open_deferred. */
+    const qp_rt_stream_opts *stream;
+    qp_rt_stream_stats *stream_stats; /* filled when streaming (may be NULL) */
 } qp_calib_job;
 
 typedef struct {
@@ -80,5 +89,8 @@ void qp_calib_result_free(qp_calib_result *r); /* accepts NULL and a zeroed resu
  * and for MoE models qpack.calib.routed_counts (ARRAY[UINT32], layer-major
  * n_layer x n_expert) and qpack.calib.forced (ARRAY[UINT8], same shape). */
 qp_status qp_calib_write(const qp_calib_result *r, const char *path, qp_err *err);
+/* The same plus more keys after those (e.g. qpack.sens.*; more may be NULL). */
+qp_status qp_calib_write_ex(const qp_calib_result *r, const char *path, qp_imatrix_kv_fn more, void *more_user,
+                            qp_err *err);
 
 #endif

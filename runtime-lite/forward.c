@@ -41,16 +41,20 @@ struct qp_rt_state {
     qp_rt_mm_job *exp_jobs;     /* [2*n_expert] */
     qp_rt_observer obs;         /* calibration hook; all NULL by default */
     int has_obs;
+    int single_layer;           /* the cache holds one layer (qp_rt_state_new_layer) */
+    uint64_t bytes;             /* float buffers allocated, for memory reports */
 };
 
-static void *zalloc(int64_t n_floats)
+static void *zalloc(qp_rt_state *s, int64_t n_floats)
 {
     if (n_floats <= 0)
         n_floats = 1;
     size_t bytes = ((size_t)n_floats * sizeof(float) + 63) & ~(size_t)63;
     void *p = aligned_alloc(64, bytes);
-    if (p)
+    if (p) {
         memset(p, 0, bytes);
+        s->bytes += bytes;
+    }
     return p;
 }
 
@@ -71,8 +75,9 @@ void qp_rt_state_free(qp_rt_state *s)
     free(s);
 }
 
-qp_status qp_rt_state_new(const qp_rt_model *m, int64_t n_ctx, int64_t max_batch, int n_threads,
-                          qp_rt_state **out, qp_err *err)
+/* n_cache_layers: n_layer for a whole-model state, 1 for a layer-streamed one. */
+static qp_status state_new(const qp_rt_model *m, int64_t n_ctx, int64_t max_batch, int n_threads,
+                           int64_t n_cache_layers, qp_rt_state **out, qp_err *err)
 {
     *out = NULL;
     const qp_rt_config *c = qp_rt_model_config(m);
@@ -93,30 +98,31 @@ qp_status qp_rt_state_new(const qp_rt_model *m, int64_t n_ctx, int64_t max_batch
     const int64_t HD = c->n_head * D, KVD = c->n_head_kv * D;
     /* MoE: every token's row is gathered once per chosen expert */
     const int64_t F = c->is_moe ? c->n_ff_exp * c->n_expert_used : c->n_ff;
-    s->x = zalloc(B * E);
-    s->xb = zalloc(B * E);
-    s->xb2 = zalloc(B * E);
-    s->q = zalloc(B * HD);
-    s->att = zalloc(B * HD);
-    s->hb = zalloc(B * F);
-    s->hb2 = zalloc(B * F);
-    s->key_cache = zalloc(c->n_layer * n_ctx * KVD);
-    s->value_cache = zalloc(c->n_layer * n_ctx * KVD);
-    s->rope_cos = zalloc(n_ctx * (D / 2));
-    s->rope_sin = zalloc(n_ctx * (D / 2));
-    s->kpack = zalloc((int64_t)qp_rt_attn_kpack_floats(n_ctx, c->n_head_kv, D));
-    s->attn_scratch = zalloc((int64_t)n_threads * (int64_t)qp_rt_attn_scratch_floats(n_ctx, D));
+    s->x = zalloc(s, B * E);
+    s->xb = zalloc(s, B * E);
+    s->xb2 = zalloc(s, B * E);
+    s->q = zalloc(s, B * HD);
+    s->att = zalloc(s, B * HD);
+    s->hb = zalloc(s, B * F);
+    s->hb2 = zalloc(s, B * F);
+    s->single_layer = n_cache_layers == 1;
+    s->key_cache = zalloc(s, n_cache_layers * n_ctx * KVD);
+    s->value_cache = zalloc(s, n_cache_layers * n_ctx * KVD);
+    s->rope_cos = zalloc(s, n_ctx * (D / 2));
+    s->rope_sin = zalloc(s, n_ctx * (D / 2));
+    s->kpack = zalloc(s, (int64_t)qp_rt_attn_kpack_floats(n_ctx, c->n_head_kv, D));
+    s->attn_scratch = zalloc(s, (int64_t)n_threads * (int64_t)qp_rt_attn_scratch_floats(n_ctx, D));
     int ok = s->x && s->xb && s->xb2 && s->q && s->att && s->hb && s->hb2 && s->key_cache && s->value_cache &&
              s->rope_cos && s->rope_sin && s->kpack && s->attn_scratch;
     if (ok && c->is_moe) {
-        s->router = zalloc(B * c->n_expert);
+        s->router = zalloc(s, B * c->n_expert);
         s->sel = calloc((size_t)(B * c->n_expert_used), sizeof *s->sel);
-        s->sel_w = zalloc(B * c->n_expert_used);
+        s->sel_w = zalloc(s, B * c->n_expert_used);
         const int64_t BK = B * c->n_expert_used;
         s->rows = calloc((size_t)BK, sizeof *s->rows);
-        s->rows_w = zalloc(BK);
-        s->xe = zalloc(BK * E);
-        s->ye = zalloc(BK * E);
+        s->rows_w = zalloc(s, BK);
+        s->xe = zalloc(s, BK * E);
+        s->ye = zalloc(s, BK * E);
         s->exp_off = calloc((size_t)(c->n_expert + 1), sizeof *s->exp_off);
         s->exp_fill = calloc((size_t)(c->n_expert + 1), sizeof *s->exp_fill);
         s->exp_jobs = calloc((size_t)(2 * c->n_expert), sizeof *s->exp_jobs);
@@ -131,6 +137,24 @@ qp_status qp_rt_state_new(const qp_rt_model *m, int64_t n_ctx, int64_t max_batch
     *out = s;
     return QP_OK;
 }
+
+qp_status qp_rt_state_new(const qp_rt_model *m, int64_t n_ctx, int64_t max_batch, int n_threads,
+                          qp_rt_state **out, qp_err *err)
+{
+    *out = NULL;
+    if (qp_rt_model_is_deferred(m))
+        return qp_err_set(err, QP_ERR_USAGE, qp_rt_model_path(m),
+                          "model opened for layer streaming runs only through the streaming engine");
+    return state_new(m, n_ctx, max_batch, n_threads, qp_rt_model_config(m)->n_layer, out, err);
+}
+
+qp_status qp_rt_state_new_layer(const qp_rt_model *m, int64_t n_ctx, int64_t max_batch, int n_threads,
+                                qp_rt_state **out, qp_err *err)
+{
+    return state_new(m, n_ctx, max_batch, n_threads, 1, out, err);
+}
+
+uint64_t qp_rt_state_bytes(const qp_rt_state *s) { return s->bytes; }
 
 void qp_rt_state_reset(qp_rt_state *s) { s->pos = 0; }
 int64_t qp_rt_state_pos(const qp_rt_state *s) { return s->pos; }
@@ -161,7 +185,7 @@ typedef struct {
     const qp_rt_config *c;
     qp_rt_state *s;
     const qp_rt_layer *L;
-    int64_t layer, pos0, n_tok;
+    int64_t cache_layer, pos0, n_tok; /* cache_layer: 0 in a single-layer state */
 } step_ctx;
 
 /* Per-head RMSNorm of q and k, then rotary embedding, token by token. */
@@ -172,7 +196,7 @@ static void qk_norm_rope_worker(void *vctx, int64_t begin, int64_t end, int tid)
     const qp_rt_config *c = sc->c;
     qp_rt_state *s = sc->s;
     const int64_t D = c->head_dim, HD = c->n_head * D, KVD = c->n_head_kv * D, half = D / 2;
-    float *kc = s->key_cache + (sc->layer * s->n_ctx + sc->pos0) * KVD;
+    float *kc = s->key_cache + (sc->cache_layer * s->n_ctx + sc->pos0) * KVD;
     for (int64_t t = begin; t < end; t++) {
         const float *cs = s->rope_cos + (sc->pos0 + t) * half;
         const float *sn = s->rope_sin + (sc->pos0 + t) * half;
@@ -230,11 +254,11 @@ static qp_status attention_block(const qp_rt_kernels *k, const qp_rt_config *c, 
                                  const qp_rt_layer *L, int64_t l, int64_t n_tok, qp_err *err)
 {
     const int64_t E = c->n_embd, D = c->head_dim, HD = c->n_head * D, KVD = c->n_head_kv * D;
-    const int64_t pos0 = s->pos;
+    const int64_t pos0 = s->pos, cl = s->single_layer ? 0 : l;
     rmsnorm_rows(k, s->xb, s->x, L->attn_norm, n_tok, E, c->rms_eps);
     /* q, k, v in one parallel region; k and v land in the cache */
-    float *kc = s->key_cache + (l * s->n_ctx + pos0) * KVD;
-    float *vc = s->value_cache + (l * s->n_ctx + pos0) * KVD;
+    float *kc = s->key_cache + (cl * s->n_ctx + pos0) * KVD;
+    float *vc = s->value_cache + (cl * s->n_ctx + pos0) * KVD;
     const qp_rt_mm_job qkv[3] = {
         {&L->attn_q, 0, HD, s->q, HD, 0, 0},
         {&L->attn_k, 0, KVD, kc, KVD, 0, 0},
@@ -248,9 +272,9 @@ static qp_status attention_block(const qp_rt_kernels *k, const qp_rt_config *c, 
     qp_status st = qp_rt_matmul_sel(qkv, 3, s->xb, E, n_tok, s->n_threads, s->avx2, err);
     if (st != QP_OK)
         return st;
-    step_ctx sc = {k, c, s, L, l, pos0, n_tok};
+    step_ctx sc = {k, c, s, L, cl, pos0, n_tok};
     qp_parallel_for(s->n_threads, n_tok, qk_norm_rope_worker, &sc);
-    const qp_rt_attn at = {s->q, s->key_cache + l * s->n_ctx * KVD, s->value_cache + l * s->n_ctx * KVD, s->att,
+    const qp_rt_attn at = {s->q, s->key_cache + cl * s->n_ctx * KVD, s->value_cache + cl * s->n_ctx * KVD, s->att,
                            s->kpack, s->attn_scratch, n_tok, pos0, c->n_head, c->n_head_kv, D, s->n_ctx, s->avx2};
     qp_rt_attention(&at, s->n_threads);
     const qp_rt_mm_job o = {&L->attn_output, 0, E, s->xb2, E, 0, 0};
@@ -328,7 +352,7 @@ static qp_status moe_ffn(const qp_rt_kernels *k, const qp_rt_config *c, qp_rt_st
         return st;
     route_tokens(k, c, s, n_tok);
     if (s->has_obs && s->obs.on_route) {
-        const qp_rt_obs_route ev = {l, s->xb, s->router, s->sel, n_tok, E, NE, K};
+        const qp_rt_obs_route ev = {l, s->xb, s->router, s->sel, n_tok, E, NE, K, L};
         s->obs.on_route(s->obs.user, &ev);
     }
     /* counting sort of the (token, expert) pairs by expert */
@@ -386,6 +410,32 @@ static qp_status moe_ffn(const qp_rt_kernels *k, const qp_rt_config *c, qp_rt_st
     return QP_OK;
 }
 
+/* Layer l (weights L) over the n_tok rows of s->x at positions s->pos.. */
+static qp_status layer_pass(const qp_rt_kernels *k, const qp_rt_config *c, qp_rt_state *s, const qp_rt_layer *L,
+                            int64_t l, int64_t n_tok, qp_err *err)
+{
+    const int64_t E = c->n_embd;
+    qp_status st = attention_block(k, c, s, L, l, n_tok, err);
+    if (st != QP_OK)
+        return st;
+    rmsnorm_rows(k, s->xb, s->x, L->ffn_norm, n_tok, E, c->rms_eps);
+    st = c->is_moe ? moe_ffn(k, c, s, L, l, n_tok, err) : dense_ffn(k, c, s, L, l, n_tok, err);
+    if (st != QP_OK)
+        return st;
+    add_rows(s->x, s->xb2, n_tok * E);
+    return QP_OK;
+}
+
+/* Output norm and output matrix over n_out rows of x: logits[n_out][V]. */
+static qp_status head_pass(const qp_rt_kernels *k, const qp_rt_config *c, qp_rt_state *s, const float *norm,
+                           const qp_rt_tensor *output, const float *x, int64_t n_out, float *logits, qp_err *err)
+{
+    const int64_t E = c->n_embd;
+    rmsnorm_rows(k, s->xb, x, norm, n_out, E, c->rms_eps);
+    const qp_rt_mm_job o = {output, 0, c->n_vocab, logits, c->n_vocab, 0, 0};
+    return qp_rt_matmul_sel(&o, 1, s->xb, E, n_out, s->n_threads, s->avx2, err);
+}
+
 /* One pass over at most max_batch tokens. */
 static qp_status forward_pass(const qp_rt_model *m, qp_rt_state *s, const int32_t *tokens, int64_t n_tok,
                               int64_t out_first, int64_t n_out, float *logits, qp_err *err)
@@ -397,22 +447,14 @@ static qp_status forward_pass(const qp_rt_model *m, qp_rt_state *s, const int32_
     qp_status st;
     for (int64_t t = 0; t < n_tok; t++)
         qp_rt_rows_to_f32(&w->token_embd, tokens[t], 1, s->x + t * E);
-    for (int64_t l = 0; l < c->n_layer; l++) {
-        const qp_rt_layer *L = &w->layers[l];
-        if ((st = attention_block(k, c, s, L, l, n_tok, err)) != QP_OK)
+    for (int64_t l = 0; l < c->n_layer; l++)
+        if ((st = layer_pass(k, c, s, &w->layers[l], l, n_tok, err)) != QP_OK)
             return st;
-        rmsnorm_rows(k, s->xb, s->x, L->ffn_norm, n_tok, E, c->rms_eps);
-        st = c->is_moe ? moe_ffn(k, c, s, L, l, n_tok, err) : dense_ffn(k, c, s, L, l, n_tok, err);
-        if (st != QP_OK)
-            return st;
-        add_rows(s->x, s->xb2, n_tok * E);
-    }
     s->pos += n_tok;
     if (n_out <= 0)
         return QP_OK;
-    rmsnorm_rows(k, s->xb, s->x + out_first * E, w->output_norm, n_out, E, c->rms_eps);
-    const qp_rt_mm_job o = {&w->output, 0, c->n_vocab, logits, c->n_vocab, 0, 0};
-    return qp_rt_matmul_sel(&o, 1, s->xb, E, n_out, s->n_threads, s->avx2, err);
+    /* at most max_batch rows: xb holds them */
+    return head_pass(k, c, s, w->output_norm, &w->output, s->x + out_first * E, n_out, logits, err);
 }
 
 qp_status qp_rt_forward(const qp_rt_model *m, qp_rt_state *s, const int32_t *tokens, int64_t n_tok,
@@ -441,6 +483,77 @@ qp_status qp_rt_forward(const qp_rt_model *m, qp_rt_state *s, const int32_t *tok
             hi = lo;
         float *dst = hi > lo ? logits + (lo - out_first) * c->n_vocab : NULL;
         qp_status st = forward_pass(m, s, tokens + b0, nb, lo - b0, hi - lo, dst, err);
+        if (st != QP_OK)
+            return st;
+    }
+    return QP_OK;
+}
+
+/* ------------------------------------------------------------ one layer at a time */
+
+static qp_status check_tokens(const qp_rt_config *c, const int32_t *tokens, int64_t n_tok, qp_err *err)
+{
+    for (int64_t t = 0; t < n_tok; t++)
+        if (tokens[t] < 0 || tokens[t] >= c->n_vocab)
+            return qp_err_set(err, QP_ERR_BAD_INPUT, NULL, "token id %d outside the vocabulary of %lld",
+                              (int)tokens[t], (long long)c->n_vocab);
+    return QP_OK;
+}
+
+qp_status qp_rt_forward_embed(const qp_rt_model *m, const qp_rt_tensor *token_embd, const int32_t *tokens,
+                              int64_t n_tok, float *x, qp_err *err)
+{
+    const qp_rt_config *c = qp_rt_model_config(m);
+    qp_status st = check_tokens(c, tokens, n_tok, err);
+    if (st != QP_OK)
+        return st;
+    for (int64_t t = 0; t < n_tok; t++)
+        qp_rt_rows_to_f32(token_embd, tokens[t], 1, x + t * c->n_embd);
+    return QP_OK;
+}
+
+qp_status qp_rt_forward_layer(const qp_rt_model *m, qp_rt_state *s, int64_t layer, const qp_rt_layer *L, float *x,
+                              int64_t n_tok, qp_err *err)
+{
+    const qp_rt_config *c = qp_rt_model_config(m);
+    if (s->m != m || !s->single_layer)
+        return qp_err_set(err, QP_ERR_USAGE, NULL, "qp_rt_forward_layer needs a single-layer state of this model");
+    if (layer < 0 || layer >= c->n_layer)
+        return qp_err_set(err, QP_ERR_USAGE, NULL, "layer %lld outside 0..%lld", (long long)layer,
+                          (long long)(c->n_layer - 1));
+    if (n_tok < 0 || s->pos + n_tok > s->n_ctx)
+        return qp_err_set(err, QP_ERR_USAGE, NULL, "context full: %lld cached + %lld new tokens > %lld",
+                          (long long)s->pos, (long long)n_tok, (long long)s->n_ctx);
+    s->avx2 = qp_cpu_get().avx2;
+    const qp_rt_kernels *k = qp_rt_kernels_for(s->avx2);
+    const int64_t E = c->n_embd;
+    /* the same passes of at most max_batch rows as qp_rt_forward, so the
+     * products see the same batches and give the same bits */
+    for (int64_t b0 = 0; b0 < n_tok; b0 += s->max_batch) {
+        const int64_t nb = n_tok - b0 < s->max_batch ? n_tok - b0 : s->max_batch;
+        memcpy(s->x, x + b0 * E, (size_t)(nb * E) * sizeof(float));
+        qp_status st = layer_pass(k, c, s, L, layer, nb, err);
+        if (st != QP_OK)
+            return st;
+        memcpy(x + b0 * E, s->x, (size_t)(nb * E) * sizeof(float));
+        s->pos += nb;
+    }
+    return QP_OK;
+}
+
+qp_status qp_rt_forward_head(const qp_rt_model *m, qp_rt_state *s, const qp_rt_tensor *output, const float *x,
+                             int64_t n_rows, float *logits, qp_err *err)
+{
+    const qp_rt_config *c = qp_rt_model_config(m);
+    const qp_rt_weights *w = qp_rt_model_weights(m);
+    if (s->m != m)
+        return qp_err_set(err, QP_ERR_USAGE, NULL, "run state belongs to another model");
+    s->avx2 = qp_cpu_get().avx2;
+    const qp_rt_kernels *k = qp_rt_kernels_for(s->avx2);
+    for (int64_t r0 = 0; r0 < n_rows; r0 += s->max_batch) {
+        const int64_t nr = n_rows - r0 < s->max_batch ? n_rows - r0 : s->max_batch;
+        qp_status st = head_pass(k, c, s, w->output_norm, output, x + r0 * c->n_embd, nr,
+                                 logits + r0 * c->n_vocab, err);
         if (st != QP_OK)
             return st;
     }

@@ -55,6 +55,7 @@ typedef struct {
     const float *probs;       /* [n_tok][n_expert] softmax of the router logits */
     const int32_t *sel;       /* [n_tok][k] chosen experts */
     int64_t n_tok, n_embd, n_expert, k;
+    const qp_rt_layer *weights; /* the layer's weights in use (resident while streaming) */
 } qp_rt_obs_route;
 
 typedef struct {
@@ -65,5 +66,36 @@ typedef struct {
 
 /* Install (a copy of) `obs`, or remove it with NULL. */
 void qp_rt_state_set_observer(qp_rt_state *s, const qp_rt_observer *obs);
+
+/* ---- one layer at a time (the layer-streaming engine, stream.h) ----
+ * qp_rt_forward split into its steps, for a loop that runs every chunk
+ * through one layer before the next layer is loaded. The steps are the
+ * same code as qp_rt_forward's, in passes of the same max_batch rows, so
+ * the results are bit-identical. Weights are passed explicitly (the
+ * resident copy of a layer), since a model opened with
+ * qp_rt_model_open_deferred has none bound. */
+
+/* A state whose cache holds the keys/values of one layer; such a state
+ * runs only qp_rt_forward_layer / qp_rt_forward_head. */
+qp_status qp_rt_state_new_layer(const qp_rt_model *m, int64_t n_ctx, int64_t max_batch, int n_threads,
+                                qp_rt_state **out, qp_err *err);
+uint64_t qp_rt_state_bytes(const qp_rt_state *s); /* buffers held by the state */
+
+/* x[n_tok][n_embd] = the embeddings of tokens (QP_ERR_BAD_INPUT for an id
+ * outside the vocabulary). */
+qp_status qp_rt_forward_embed(const qp_rt_model *m, const qp_rt_tensor *token_embd, const int32_t *tokens,
+                              int64_t n_tok, float *x, qp_err *err);
+
+/* Run layer `layer` with weights L over x[n_tok][n_embd] in place, at the
+ * state's next positions (tokens run earlier since the last reset are
+ * attended to), and advance the position. The observer sees the layer's
+ * events as in qp_rt_forward. */
+qp_status qp_rt_forward_layer(const qp_rt_model *m, qp_rt_state *s, int64_t layer, const qp_rt_layer *L, float *x,
+                              int64_t n_tok, qp_err *err);
+
+/* logits[n_rows][n_vocab] of the final hidden rows x[n_rows][n_embd]:
+ * output norm, then the output matrix `output`. */
+qp_status qp_rt_forward_head(const qp_rt_model *m, qp_rt_state *s, const qp_rt_tensor *output, const float *x,
+                             int64_t n_rows, float *logits, qp_err *err);
 
 #endif

@@ -43,8 +43,10 @@ void qp_rt_model_free(qp_rt_model *m)
         free(m->owned[i]);
     free(m->owned);
     free(m->w.layers);
-    if (m->gguf)
-        qp_rt_model_close_gguf(m->gguf);
+    if (m->gguf_set)
+        qp_rt_model_close_gguf(m->gguf_set);
+    if (m->hf_plan)
+        qp_rt_model_close_hf(m);
     free(m);
 }
 
@@ -123,7 +125,7 @@ static qp_status bind_matrix(binder *b, const char *name, int64_t row_len, int64
 {
     memset(t, 0, sizeof *t);
     qp_status st = b->lookup(b->ctx, b->m, name, row_len, rows, n_expert, required, t, b->err);
-    if (st != QP_OK || !t->data)
+    if (st != QP_OK || (!t->data && !t->deferred))
         return st;
     snprintf(t->name, sizeof t->name, "%s", name);
     if (!qp_rt_type_supported(t->type)) {
@@ -172,7 +174,7 @@ qp_status qp_rt_bind_weights(qp_rt_model *m, qp_rt_lookup_fn lookup, void *ctx,
         goto done;
     if ((st = bind_matrix(&b, "output.weight", E, c->n_vocab, 0, 0, &w->output)) != QP_OK)
         goto done;
-    if (!w->output.data) {
+    if (!w->output.data && !w->output.deferred) {
         w->output = w->token_embd;
         w->tied = 1;
     }

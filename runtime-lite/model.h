@@ -46,6 +46,9 @@ typedef struct {
     /* F32/F16/BF16 only, after qp_rt_model_prepack: the rows widened to
      * f32 in the matmul's panel layout (16 rows, k-major), or NULL. */
     const float *packed;
+    /* Opened with qp_rt_model_open_deferred from a HF directory: data is
+     * NULL and qp_rt_model_acquire reads the tensor when it is needed. */
+    int deferred;
 } qp_rt_tensor;
 
 typedef struct {
@@ -107,5 +110,31 @@ uint64_t qp_rt_model_weight_bytes(const qp_rt_model *m);
 /* True when the runtime can multiply by a matrix of this ggml type
  * (F32/F16/BF16, or a quant type with vec_dot or dequantize_row). */
 int qp_rt_type_supported(uint32_t type);
+
+/* ---- one layer resident at a time (runtime-lite/stream.h) ----
+ * qp_rt_model_open_deferred opens like qp_rt_model_open, except that a
+ * Hugging Face directory's matrices are not read: they are bound with
+ * `deferred` set and read by qp_rt_model_acquire when needed (norms are
+ * read at open). A GGUF is mapped as always: acquiring a tensor gives its
+ * view of the mapping and releasing it drops its pages from memory
+ * (madvise), so only the tensors in use stay resident. Such a model runs
+ * only through the streaming engine (qp_rt_state_new refuses a deferred
+ * one). */
+qp_status qp_rt_model_open_deferred(const char *path, qp_rt_model **out, qp_err *err);
+int qp_rt_model_is_deferred(const qp_rt_model *m); /* opened by qp_rt_model_open_deferred */
+
+/* *out = t made resident (its data readable); `t` is one of the model's
+ * tensor views (weights or a layer). An absent tensor gives an absent view. */
+qp_status qp_rt_model_acquire(const qp_rt_model *m, const qp_rt_tensor *t, qp_rt_tensor *out, qp_err *err);
+/* Undo qp_rt_model_acquire: free what was read / drop the mapped pages of
+ * a streamed model; t->data becomes NULL. Accepts an absent view. */
+void qp_rt_model_release(const qp_rt_model *m, qp_rt_tensor *t);
+
+/* Every matrix of layer l acquired into *out (norms are shared with the
+ * model); *bytes (may be NULL) gets their size. On failure nothing stays
+ * acquired. */
+qp_status qp_rt_model_acquire_layer(const qp_rt_model *m, int64_t l, qp_rt_layer *out, uint64_t *bytes,
+                                    qp_err *err);
+void qp_rt_model_release_layer(const qp_rt_model *m, qp_rt_layer *L);
 
 #endif

@@ -1,6 +1,8 @@
 /* model_gguf.c - a runtime model from a GGUF file (llama.cpp's qwen3 /
  * qwen3moe conventions): metadata keys give the configuration, tensors are
- * used in place from the mapping. */
+ * used in place from the mapping. Any file of a gguf-split set opens the
+ * whole set (format/gguf_set.h): metadata from its first file, tensors from
+ * whichever file holds them. */
 #include "runtime-lite/model_internal.h"
 
 #include <stdio.h>
@@ -9,11 +11,12 @@
 
 #include "common/qp_ggml_types.h"
 #include "format/gguf.h"
+#include "format/gguf_set.h"
 
-void qp_rt_model_close_gguf(void *gguf) { qp_gguf_close(gguf); }
+void qp_rt_model_close_gguf(void *gguf_set) { qp_gguf_set_close(gguf_set); }
 
 typedef struct {
-    const qp_gguf *g;
+    const qp_gguf_set *set;
     char name[256];
 } gguf_ctx;
 
@@ -59,7 +62,7 @@ static qp_status lookup_gguf(void *vctx, qp_rt_model *m, const char *name, int64
                              int64_t n_expert, int required, qp_rt_tensor *out, qp_err *err)
 {
     gguf_ctx *c = vctx;
-    const qp_gguf_tensor *t = qp_gguf_find_tensor(c->g, name);
+    const qp_gguf_tensor *t = qp_gguf_set_find_tensor(c->set, name);
     qp_status st;
     if (!t) {
         if (!required)
@@ -102,7 +105,7 @@ static qp_status lookup_gguf(void *vctx, qp_rt_model *m, const char *name, int64
 static const char *name_at_gguf(void *vctx, int64_t i)
 {
     gguf_ctx *c = vctx;
-    const qp_gguf_tensor *t = qp_gguf_tensor_at(c->g, i);
+    const qp_gguf_tensor *t = qp_gguf_set_tensor_at(c->set, i);
     size_t n = t->name.len < sizeof c->name - 1 ? (size_t)t->name.len : sizeof c->name - 1;
     memcpy(c->name, t->name.ptr, n);
     c->name[n] = '\0';
@@ -114,8 +117,9 @@ static int str_is(qp_gguf_str s, const char *lit)
     return s.ptr && s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
 }
 
-static qp_status read_config(const qp_gguf *g, qp_rt_config *c, qp_err *err)
+static qp_status read_config(const qp_gguf_set *set, qp_rt_config *c, qp_err *err)
 {
+    const qp_gguf *g = qp_gguf_set_file(set, 0);
     const char *path = qp_gguf_path(g);
     qp_gguf_str arch_s;
     if (!qp_gguf_get_str(g, "general.architecture", &arch_s))
@@ -188,7 +192,7 @@ static qp_status read_config(const qp_gguf *g, qp_rt_config *c, qp_err *err)
     } else if ((st = get_int(g, arch, "feed_forward_length", 1, 0, &c->n_ff, err)) != QP_OK) {
         return st;
     }
-    const qp_gguf_tensor *emb = qp_gguf_find_tensor(g, "token_embd.weight");
+    const qp_gguf_tensor *emb = qp_gguf_set_find_tensor(set, "token_embd.weight");
     if (!emb || emb->n_dims != 2) {
         st = qp_err_set(err, QP_ERR_BAD_INPUT, path, "missing or malformed tensor");
         qp_err_set_tensor(err, "token_embd.weight");
@@ -204,19 +208,20 @@ qp_status qp_rt_model_open_gguf(const char *path, qp_rt_model **out, qp_err *err
     qp_rt_model *m = qp_rt_model_alloc(path);
     if (!m)
         return qp_err_set(err, QP_ERR_NOMEM, path, "out of memory");
-    qp_gguf *g = NULL;
-    qp_status st = qp_gguf_open(path, &g, err);
+    qp_gguf_set *set = NULL;
+    qp_status st = qp_gguf_set_open(path, &set, err);
     if (st != QP_OK) {
         qp_rt_model_free(m);
         return st;
     }
-    m->gguf = g;
-    if ((st = read_config(g, &m->cfg, err)) != QP_OK) {
+    m->gguf_set = set;
+    m->gguf = (void *)qp_gguf_set_file(set, 0);
+    if ((st = read_config(set, &m->cfg, err)) != QP_OK) {
         qp_rt_model_free(m);
         return st;
     }
-    gguf_ctx ctx = {g, {0}};
-    st = qp_rt_bind_weights(m, lookup_gguf, &ctx, qp_gguf_tensor_count(g), name_at_gguf, err);
+    gguf_ctx ctx = {set, {0}};
+    st = qp_rt_bind_weights(m, lookup_gguf, &ctx, qp_gguf_set_tensor_count(set), name_at_gguf, err);
     if (st != QP_OK) {
         qp_rt_model_free(m);
         return st;

@@ -17,6 +17,7 @@
 
 typedef struct {
     const qp_plan *plan;
+    int deferred;   /* matrices are bound unread (qp_rt_model_open_hf_deferred) */
 } hf_ctx;
 
 static void *alloc_aligned(uint64_t bytes)
@@ -25,6 +26,35 @@ static void *alloc_aligned(uint64_t bytes)
     if (rounded == 0 || rounded > (uint64_t)SIZE_MAX)
         return NULL;
     return aligned_alloc(64, (size_t)rounded);
+}
+
+/* Rows of plan tensor idx in the type chosen for t (its source bytes for
+ * BF16/F16/F32, else widened to f32) into a new buffer *data. */
+static qp_status read_tensor(const qp_plan *plan, int64_t idx, const qp_rt_tensor *t, void **data, qp_err *err)
+{
+    const qp_plan_tensor *pt = qp_plan_at(plan, idx);
+    void *buf = alloc_aligned(t->row_bytes * (uint64_t)t->n_rows);
+    qp_status st;
+    *data = NULL;
+    if (!buf)
+        return qp_err_set(err, QP_ERR_NOMEM, NULL, "out of memory for tensor %s", pt->name);
+    if (t->type != QP_GGML_F32 || pt->source_dtype == QP_GGML_F32) {
+        st = qp_plan_read_rows_raw(plan, idx, 0, t->n_rows, buf, err);
+        if (st == QP_ERR_UNSUPPORTED && t->type == QP_GGML_F32) {
+            qp_err_clear(err);
+            st = qp_plan_read_rows(plan, idx, 0, t->n_rows, buf, err);
+        }
+    } else {
+        st = qp_plan_read_rows(plan, idx, 0, t->n_rows, buf, err);
+    }
+    if (st != QP_OK) {
+        free(buf);
+        qp_err_set_tensor(err, pt->name);
+        return st;
+    }
+    qp_plan_release(plan, idx);
+    *data = buf;
+    return QP_OK;
 }
 
 static qp_status lookup_hf(void *vctx, qp_rt_model *m, const char *name, int64_t row_len, int64_t rows,
@@ -58,31 +88,46 @@ static qp_status lookup_hf(void *vctx, qp_rt_model *m, const char *name, int64_t
         type = pt->source_dtype;
     int ok = 0;
     uint64_t row_bytes = qp_ggml_row_bytes(type, (uint64_t)row_len, &ok);
-    void *buf = ok ? alloc_aligned(row_bytes * (uint64_t)n_rows) : NULL;
-    if (!buf)
+    if (!ok)
         return qp_err_set(err, QP_ERR_NOMEM, m->path, "out of memory for tensor %s", name);
-    if ((st = qp_rt_model_own(m, buf, err)) != QP_OK)
-        return st;
-    if (type != QP_GGML_F32 || pt->source_dtype == QP_GGML_F32) {
-        st = qp_plan_read_rows_raw(c->plan, idx, 0, n_rows, buf, err);
-        if (st == QP_ERR_UNSUPPORTED && type == QP_GGML_F32) {
-            qp_err_clear(err);
-            st = qp_plan_read_rows(c->plan, idx, 0, n_rows, buf, err);
-        }
-    } else {
-        st = qp_plan_read_rows(c->plan, idx, 0, n_rows, buf, err);
-    }
-    if (st != QP_OK) {
-        qp_err_set_tensor(err, name);
-        return st;
-    }
-    qp_plan_release(c->plan, idx);
     out->type = type;
     out->row_len = row_len;
     out->n_rows = n_rows;
     out->row_bytes = row_bytes;
+    if (c->deferred && rows != 0) {
+        out->deferred = 1; /* read by qp_rt_model_hf_read when the layer runs */
+        return QP_OK;
+    }
+    void *buf = NULL;
+    if ((st = read_tensor(c->plan, idx, out, &buf, err)) != QP_OK)
+        return st;
+    if ((st = qp_rt_model_own(m, buf, err)) != QP_OK)
+        return st;
     out->data = buf;
     return QP_OK;
+}
+
+qp_status qp_rt_model_hf_read(const qp_rt_model *m, const qp_rt_tensor *t, void **data, qp_err *err)
+{
+    *data = NULL;
+    const qp_plan *plan = m->hf_plan;
+    const int64_t idx = plan ? qp_plan_find(plan, t->name) : -1;
+    if (idx < 0) {
+        qp_status st = qp_err_set(err, QP_ERR_INTERNAL, m->path, "no deferred tensor of that name");
+        qp_err_set_tensor(err, t->name);
+        return st;
+    }
+    return read_tensor(plan, idx, t, data, err);
+}
+
+void qp_rt_model_close_hf(qp_rt_model *m)
+{
+    qp_plan_free(m->hf_plan);
+    qp_st_close(m->hf_st);
+    free(m->hf_cfg);
+    m->hf_plan = NULL;
+    m->hf_st = NULL;
+    m->hf_cfg = NULL;
 }
 
 static const char *name_at_hf(void *vctx, int64_t i)
@@ -128,7 +173,7 @@ static qp_status config_from_hf(const qp_hf_config *h, const qp_plan *plan, cons
     return qp_rt_config_check(c, dir, err);
 }
 
-qp_status qp_rt_model_open_hf(const char *dir, qp_rt_model **out, qp_err *err)
+static qp_status open_hf(const char *dir, int deferred, qp_rt_model **out, qp_err *err)
 {
     *out = NULL;
     qp_rt_model *m = qp_rt_model_alloc(dir);
@@ -153,12 +198,20 @@ qp_status qp_rt_model_open_hf(const char *dir, qp_rt_model **out, qp_err *err)
     }
     if ((st = config_from_hf(h, plan, dir, &m->cfg, err)) != QP_OK)
         goto fail;
-    hf_ctx ctx = {plan};
+    hf_ctx ctx = {plan, deferred};
     if ((st = qp_rt_bind_weights(m, lookup_hf, &ctx, qp_plan_count(plan), name_at_hf, err)) != QP_OK)
         goto fail;
-    qp_plan_free(plan);
-    qp_st_close(st_model);
-    free(h);
+    if (deferred) {
+        /* the plan reads the layers later; it refers to the shards (and config) */
+        m->deferred = 1;
+        m->hf_plan = plan;
+        m->hf_st = st_model;
+        m->hf_cfg = h;
+    } else {
+        qp_plan_free(plan);
+        qp_st_close(st_model);
+        free(h);
+    }
     *out = m;
     return QP_OK;
 fail:
@@ -167,4 +220,14 @@ fail:
     free(h);
     qp_rt_model_free(m);
     return st;
+}
+
+qp_status qp_rt_model_open_hf(const char *dir, qp_rt_model **out, qp_err *err)
+{
+    return open_hf(dir, 0, out, err);
+}
+
+qp_status qp_rt_model_open_hf_deferred(const char *dir, qp_rt_model **out, qp_err *err)
+{
+    return open_hf(dir, 1, out, err);
 }

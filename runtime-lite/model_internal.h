@@ -10,11 +10,16 @@ struct qp_rt_model {
     qp_rt_config cfg;
     qp_rt_weights w;
     char path[1024];
-    void *gguf;          /* qp_gguf * when mapped from a GGUF */
+    void *gguf;          /* qp_gguf * of the metadata file when mapped from a GGUF */
+    void *gguf_set;      /* qp_gguf_set * owning every file of a (split) GGUF */
     int is_hf;
     void **owned;        /* buffers freed with the model */
     size_t n_owned, cap_owned;
     uint64_t weight_bytes;
+    int deferred;        /* qp_rt_model_open_deferred: tensors acquired one layer at a time */
+    void *hf_plan;       /* deferred HF: the qp_plan, its qp_st_model and qp_hf_config, */
+    void *hf_st;         /* kept open to read the layers */
+    void *hf_cfg;
 };
 
 /* Find a tensor by GGUF name and check its shape. ne = {row_len, rows,
@@ -41,7 +46,14 @@ qp_status qp_rt_model_own(qp_rt_model *m, void *p, qp_err *err);
 
 qp_rt_model *qp_rt_model_alloc(const char *path);
 
-/* Loader hook to free the GGUF mapping (set by model_gguf.c). */
-void qp_rt_model_close_gguf(void *gguf);
+/* Loader hook to free the GGUF set's mappings (set by model_gguf.c). */
+void qp_rt_model_close_gguf(void *gguf_set);
+
+/* Deferred HF models (model_hf.c): open without reading the matrices, read
+ * one matrix now into a 64-byte aligned buffer (*data, freed with free),
+ * and close the plan and shards at free. */
+qp_status qp_rt_model_open_hf_deferred(const char *dir, qp_rt_model **out, qp_err *err);
+qp_status qp_rt_model_hf_read(const qp_rt_model *m, const qp_rt_tensor *t, void **data, qp_err *err);
+void qp_rt_model_close_hf(qp_rt_model *m);
 
 #endif

@@ -1,7 +1,9 @@
 /* ppl.c - perplexity / KL-divergence driver and statistics (see ppl.h). */
 #include "runtime-lite/ppl.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -10,6 +12,7 @@
 #include "runtime-lite/forward.h"
 #include "runtime-lite/kernels.h"
 #include "runtime-lite/logits_file.h"
+#include "runtime-lite/ppl_internal.h"
 
 double qp_ppl_nll(const float *logits, int64_t n_vocab, int32_t target)
 {
@@ -216,8 +219,54 @@ static void *alloc_n(int64_t n, size_t elem)
     return malloc((size_t)(n > 0 ? n : 1) * elem);
 }
 
+/* Per-token KLD as raw f32 (before quantiles() sorts them), through a
+ * temp file renamed when complete. */
+static qp_status save_token_kld(const char *path, const float *kld, int64_t n, qp_err *err)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return qp_err_io(err, tmp, errno, "cannot create");
+    int ok = fwrite(kld, sizeof *kld, (size_t)n, f) == (size_t)n;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return qp_err_io(err, path, e, "cannot write");
+    }
+    return QP_OK;
+}
+
+qp_status qp_ppl_check_base(const qp_ppl_job *job, qp_err *err)
+{
+    const int64_t V = qp_rt_model_config(job->model)->n_vocab;
+    if (job->base && job->base_logits)
+        return qp_err_set(err, QP_ERR_USAGE, NULL, "a live base and a base log-probability file exclude each other");
+    if (job->base && qp_rt_model_config(job->base)->n_vocab != V)
+        return qp_err_set(err, QP_ERR_BAD_INPUT, qp_rt_model_path(job->base),
+                          "vocabulary of %lld tokens differs from the model's %lld",
+                          (long long)qp_rt_model_config(job->base)->n_vocab, (long long)V);
+    return QP_OK;
+}
+
+qp_status qp_ppl_text_chunks(const qp_ppl_job *job, int64_t *n_avail, qp_err *err)
+{
+    const int64_t n_ctx = job->n_ctx;
+    if (n_ctx < 4 || n_ctx > ((int64_t)1 << 24))
+        return qp_err_set(err, QP_ERR_USAGE, NULL, "context size %lld out of range", (long long)n_ctx);
+    if (job->n_tokens < 2 * n_ctx)
+        return qp_err_set(err, QP_ERR_BAD_INPUT, NULL,
+                          "the text has %lld tokens; perplexity with a context of %lld needs at least %lld",
+                          (long long)job->n_tokens, (long long)n_ctx, (long long)(2 * n_ctx));
+    *n_avail = job->n_tokens / n_ctx;
+    return QP_OK;
+}
+
 qp_status qp_ppl_run(const qp_ppl_job *job, qp_ppl_summary *out, qp_err *err)
 {
+    if (job->stream && !job->model_logits)
+        return qp_ppl_run_stream(job, out, err);
     memset(out, 0, sizeof *out);
     ppl_bufs b;
     memset(&b, 0, sizeof b);
@@ -227,14 +276,10 @@ qp_status qp_ppl_run(const qp_ppl_job *job, qp_ppl_summary *out, qp_err *err)
     const int has_base = job->base != NULL || job->base_logits != NULL;
     const int nt = job->n_threads < 1 ? 1 : job->n_threads;
     const int32_t *tokens = job->tokens;
-    int64_t n_ctx = job->n_ctx, n_avail;
+    int64_t n_ctx = job->n_ctx, n_avail = 0;
 
-    if (job->base && job->base_logits)
-        return qp_err_set(err, QP_ERR_USAGE, NULL, "a live base and a base log-probability file exclude each other");
-    if (job->base && qp_rt_model_config(job->base)->n_vocab != V)
-        return qp_err_set(err, QP_ERR_BAD_INPUT, qp_rt_model_path(job->base),
-                          "vocabulary of %lld tokens differs from the model's %lld",
-                          (long long)qp_rt_model_config(job->base)->n_vocab, (long long)V);
+    if ((st = qp_ppl_check_base(job, err)) != QP_OK)
+        return st;
     if (job->base_logits) {
         if ((st = qp_logits_file_open(job->base_logits, &b.in, err)) != QP_OK)
             return st;
@@ -247,14 +292,8 @@ qp_status qp_ppl_run(const qp_ppl_job *job, qp_ppl_summary *out, qp_err *err)
         n_ctx = qp_logits_file_n_ctx(b.in);
         tokens = qp_logits_file_tokens(b.in);
         n_avail = qp_logits_file_n_chunk(b.in);
-    } else {
-        if (n_ctx < 4 || n_ctx > ((int64_t)1 << 24))
-            return qp_err_set(err, QP_ERR_USAGE, NULL, "context size %lld out of range", (long long)n_ctx);
-        if (job->n_tokens < 2 * n_ctx)
-            return qp_err_set(err, QP_ERR_BAD_INPUT, NULL,
-                              "the text has %lld tokens; perplexity with a context of %lld needs at least %lld",
-                              (long long)job->n_tokens, (long long)n_ctx, (long long)(2 * n_ctx));
-        n_avail = job->n_tokens / n_ctx;
+    } else if ((st = qp_ppl_text_chunks(job, &n_avail, err)) != QP_OK) {
+        return st;
     }
     const int64_t n_chunks = job->max_chunks > 0 && job->max_chunks < n_avail ? job->max_chunks : n_avail;
     const int64_t first = n_ctx / 2, n_sc = qp_logits_scored_per_chunk(n_ctx);
@@ -264,7 +303,7 @@ qp_status qp_ppl_run(const qp_ppl_job *job, qp_ppl_summary *out, qp_err *err)
         goto done;
     }
 
-    if ((st = qp_rt_state_new(job->model, n_ctx, 0, nt, &b.s, err)) != QP_OK)
+    if (!job->model_logits && (st = qp_rt_state_new(job->model, n_ctx, 0, nt, &b.s, err)) != QP_OK)
         goto done;
     if (job->base && (st = qp_rt_state_new(job->base, n_ctx, 0, nt, &b.sb, err)) != QP_OK)
         goto done;
@@ -309,9 +348,14 @@ qp_status qp_ppl_run(const qp_ppl_job *job, qp_ppl_summary *out, qp_err *err)
         }
         const int32_t *tok = tokens + ch * n_ctx;
         double t0 = now_seconds();
-        qp_rt_state_reset(b.s);
-        if ((st = qp_rt_forward(job->model, b.s, tok, n_ctx, first, n_sc, b.logits, err)) != QP_OK)
-            goto done;
+        if (job->model_logits) {
+            if ((st = job->model_logits(job->model_logits_ctx, ch, b.logits, err)) != QP_OK)
+                goto done;
+        } else {
+            qp_rt_state_reset(b.s);
+            if ((st = qp_rt_forward(job->model, b.s, tok, n_ctx, first, n_sc, b.logits, err)) != QP_OK)
+                goto done;
+        }
         if (b.sb) {
             qp_rt_state_reset(b.sb);
             if ((st = qp_rt_forward(job->base, b.sb, tok, n_ctx, first, n_sc, b.base_logits, err)) != QP_OK)
@@ -361,6 +405,8 @@ qp_status qp_ppl_run(const qp_ppl_job *job, qp_ppl_summary *out, qp_err *err)
         if (st != QP_OK)
             goto done;
     }
+    if (has_base && job->save_token_kld && (st = save_token_kld(job->save_token_kld, b.kld_all, acc.count, err)) != QP_OK)
+        goto done;
     qp_ppl_acc_stats(&acc, has_base, &out->stats);
     out->stats.chunk = n_chunks;
     out->stats.n_chunks = n_chunks;

@@ -25,6 +25,7 @@
 #include "common/qp_error.h"
 #include "common/qp_progress.h"
 #include "runtime-lite/model.h"
+#include "runtime-lite/stream.h"
 
 typedef struct {
     double val, unc;
@@ -75,15 +76,31 @@ typedef struct {
     int n_threads;
     const char *save_logits;       /* write the model's log-probs (llama.cpp format) */
     const char *base_logits;       /* read base log-probs from this file */
+    /* With a base: write every scored token's KLD (f32, little-endian, token
+     * order) to this file, for paired comparisons (tests/bench/paired_kld.c). */
+    const char *save_token_kld;
     qp_progress progress;          /* tokens done / total; cancel flag */
     qp_ppl_chunk_fn on_chunk;
     void *user;
+    /* Layer-streamed evaluation (ppl_stream.c, stream.h), NULL: in memory.
+     * Models opened with qp_rt_model_open_deferred hold one layer at a
+     * time; the results equal the in-memory ones bit for bit, except that a
+     * live base is first streamed into a temporary base log-probability
+     * file, so KLD statistics equal in-memory --base-logits of that file. */
+    const qp_rt_stream_opts *stream;
+    qp_rt_stream_stats *stream_stats; /* filled when streaming (may be NULL) */
+    /* Where the model's logits come from instead of running `model`
+     * (set by ppl_stream.c): logits[scored][n_vocab] of chunk `chunk`. */
+    qp_status (*model_logits)(void *ctx, int64_t chunk, float *logits, qp_err *err);
+    void *model_logits_ctx;
 } qp_ppl_job;
 
 /* Run the job. QP_ERR_BAD_INPUT when there are fewer than 2*n_ctx tokens
  * (as llama.cpp), the vocabularies disagree, or the file does not match;
  * QP_ERR_INTERRUPTED when the cancel flag is raised between chunks. */
 qp_status qp_ppl_run(const qp_ppl_job *job, qp_ppl_summary *out, qp_err *err);
+/* qp_ppl_run of a job with `stream` set (ppl_stream.c). */
+qp_status qp_ppl_run_stream(const qp_ppl_job *job, qp_ppl_summary *out, qp_err *err);
 
 /* The accumulators behind the statistics, exposed for tests. */
 typedef struct {

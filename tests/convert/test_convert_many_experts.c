@@ -49,15 +49,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void run_ok(const char *args)
-{
-    qp_run_result r = qp_run_qpack("%s", args);
-    if (r.exit_code != 0)
-        print_error("qpack %s: %s\n", args, r.err);
-    assert_int_equal(r.exit_code, 0);
-    qp_run_free(&r);
-}
-
 static void test_checkpoint_has_hundreds_of_shards(void **state)
 {
     (void)state;
@@ -73,10 +64,9 @@ static void test_checkpoint_has_hundreds_of_shards(void **state)
 static void test_lossless_stack_keeps_every_expert_in_place(void **state)
 {
     (void)state;
-    char out[4200], args[9000];
+    char out[4200];
     snprintf(out, sizeof out, "%s/bf16.gguf", g_dir);
-    snprintf(args, sizeof args, "convert %s -o %s --type bf16 -q -t 2", g_ckpt, out);
-    run_ok(args);
+    qp_run_qpack_ok("convert %s -o %s --type bf16 -q -t 2", g_ckpt, out);
 
     qp_gguf *g = NULL;
     qp_st_model *st = NULL;
@@ -115,10 +105,9 @@ static void test_lossless_stack_keeps_every_expert_in_place(void **state)
 static void test_quantized_stack_has_every_expert(void **state)
 {
     (void)state;
-    char out[4200], args[9000];
+    char out[4200];
     snprintf(out, sizeof out, "%s/q4.gguf", g_dir);
-    snprintf(args, sizeof args, "convert %s -o %s --type Q4_K_M -q -t 2", g_ckpt, out);
-    run_ok(args);
+    qp_run_qpack_ok("convert %s -o %s --type Q4_K_M -q -t 2", g_ckpt, out);
     qp_gguf *g = NULL;
     qp_err err = {0};
     assert_int_equal(qp_gguf_open(out, &g, &err), QP_OK);

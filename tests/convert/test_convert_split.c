@@ -33,15 +33,6 @@ static int teardown(void **state)
 #define MODEL "models/qwen3-moe-tiny"
 #define SPLIT "--split-max-size 8M"
 
-static void run_ok(const char *args)
-{
-    qp_run_result r = qp_run_qpack("%s", args);
-    if (r.exit_code != 0)
-        print_error("qpack %s: %s\n", args, r.err);
-    assert_int_equal(r.exit_code, 0);
-    qp_run_free(&r);
-}
-
 static int count_files(const char *stem)
 {
     char cmd[4200];
@@ -72,13 +63,11 @@ static void assert_same_files(const char *stem_a, const char *stem_b, int n)
 static void test_split_set_matches_single_file(void **state)
 {
     (void)state;
-    char args[8192], single[4096], stem[4096];
+    char single[4096], stem[4096];
     snprintf(single, sizeof single, "%s/single.gguf", g_dir);
     snprintf(stem, sizeof stem, "%s/set", g_dir);
-    snprintf(args, sizeof args, "convert %s -o %s -q", qp_fixture(MODEL), single);
-    run_ok(args);
-    snprintf(args, sizeof args, "convert %s -o %s.gguf %s -q", qp_fixture(MODEL), stem, SPLIT);
-    run_ok(args);
+    qp_run_qpack_ok("convert %s -o %s -q", qp_fixture(MODEL), single);
+    qp_run_qpack_ok("convert %s -o %s.gguf %s -q", qp_fixture(MODEL), stem, SPLIT);
     int n = count_files(stem);
     assert_true(n >= 3);
     qp_gguf *one = NULL;
@@ -114,8 +103,7 @@ static void test_split_set_matches_single_file(void **state)
     assert_int_equal(seen, qp_gguf_tensor_count(one));
     qp_gguf_close(one);
     /* --split-max-tensors */
-    snprintf(args, sizeof args, "convert %s -o %s/few.gguf --split-max-tensors 10 -q", qp_fixture(MODEL), g_dir);
-    run_ok(args);
+    qp_run_qpack_ok("convert %s -o %s/few.gguf --split-max-tensors 10 -q", qp_fixture(MODEL), g_dir);
     snprintf(stem, sizeof stem, "%s/few", g_dir);
     assert_int_equal(count_files(stem), (int)((seen + 9) / 10));
 }
@@ -123,12 +111,11 @@ static void test_split_set_matches_single_file(void **state)
 static void test_shards_equal_one_process(void **state)
 {
     (void)state;
-    char args[8192], stem[4096];
+    char stem[4096];
     snprintf(stem, sizeof stem, "%s/sharded", g_dir);
     for (int i = 1; i <= 3; i++) {
-        snprintf(args, sizeof args, "convert %s -o %s.gguf %s --shard %d/3 -q -t %d", qp_fixture(MODEL), stem, SPLIT, i,
-                 1 + i % 2);
-        run_ok(args);
+        qp_run_qpack_ok("convert %s -o %s.gguf %s --shard %d/3 -q -t %d", qp_fixture(MODEL), stem, SPLIT, i,
+                        1 + i % 2);
     }
     char ref[4096];
     snprintf(ref, sizeof ref, "%s/set", g_dir);
@@ -193,9 +180,7 @@ static void test_kill_and_resume(void **state)
             assert_int_equal(r.exit_code, 0);
             qp_run_free(&r);
         }
-        char args[8192];
-        snprintf(args, sizeof args, "convert %s -o %s %s --resume -q", qp_fixture(MODEL), out, SPLIT);
-        run_ok(args);
+        qp_run_qpack_ok("convert %s -o %s %s --resume -q", qp_fixture(MODEL), out, SPLIT);
         assert_same_files(ref, stem, n);
         qp_run_result r = qp_run_shell("ls %s-*.tmp 2>/dev/null | wc -l", stem);
         assert_int_equal(atoi(r.out), 0);
@@ -210,8 +195,7 @@ static void test_resume_redoes_corrupt_file(void **state)
     snprintf(ref, sizeof ref, "%s/set", g_dir);
     snprintf(stem, sizeof stem, "%s/corrupt", g_dir);
     int n = count_files(ref);
-    snprintf(args, sizeof args, "convert %s -o %s.gguf %s -q", qp_fixture(MODEL), stem, SPLIT);
-    run_ok(args);
+    qp_run_qpack_ok("convert %s -o %s.gguf %s -q", qp_fixture(MODEL), stem, SPLIT);
     snprintf(path, sizeof path, "%s-%05d-of-%05d.gguf", stem, 2, n);
     size_t sz;
     unsigned char *d = qp_test_read_file(path, &sz);

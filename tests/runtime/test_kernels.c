@@ -191,7 +191,7 @@ static void test_matmul_exact_and_threads(void **state)
                 memcpy(data + 2 * i, &h, 2);
             }
         }
-        qp_rt_tensor w = {type, K, N, (uint64_t)K * es, data, "w", NULL};
+        qp_rt_tensor w = {type, K, N, (uint64_t)K * es, data, "w", NULL, 0};
         /* the same rows pre-packed into panels */
         const int64_t n_pan = (N + 15) / 16;
         float *packed = aligned_alloc(32, (size_t)(n_pan * 16 * K) * sizeof(float));
@@ -252,7 +252,7 @@ static void test_matmul_quantized(void **state)
         float *deq = malloc((size_t)(N * K) * sizeof(float));
         for (int64_t r = 0; r < N; r++)
             qt->dequantize_row(q + r * rb, deq + r * K, K);
-        qp_rt_tensor w = {types[ti], K, N, rb, q, "q", NULL};
+        qp_rt_tensor w = {types[ti], K, N, rb, q, "q", NULL, 0};
         float *y1 = calloc((size_t)(T * N), sizeof(float)), *y2 = calloc((size_t)(T * N), sizeof(float));
         float *ref = calloc((size_t)(T * N), sizeof(float));
         qp_rt_mm_job j1 = {&w, 0, N, y1, N, 0, 0}, j2 = {&w, 0, N, y2, N, 0, 0};

@@ -23,9 +23,7 @@ static char *g_tmp;
 static int setup(void **state)
 {
     (void)state;
-    size_t n = 0;
-    g_ids = qp_test_read_file(qp_fixture("reference/tiny-tokenizer/eval.ids.i32"), &n);
-    g_n_ids = (int64_t)(n / sizeof(int32_t));
+    g_ids = qp_test_read_ids("reference/tiny-tokenizer/eval.ids.i32", &g_n_ids);
     g_tmp = qp_test_tmpdir("runtime-ppl");
     return g_ids && g_tmp ? 0 : -1;
 }
@@ -62,12 +60,7 @@ static qp_rt_model *open_model(const char *rel)
     qp_rt_model *m = NULL;
     qp_err err;
     qp_status st = qp_rt_model_open(qp_fixture(rel), &m, &err);
-    if (st != QP_OK) {
-        char buf[2048];
-        qp_err_format(&err, buf, sizeof buf);
-        print_error("%s\n", buf);
-    }
-    assert_int_equal(st, QP_OK);
+    qp_assert_ok(st, &err);
     return m;
 }
 

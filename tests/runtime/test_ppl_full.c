@@ -22,9 +22,7 @@ static int64_t g_n_ids;
 static int setup(void **state)
 {
     (void)state;
-    size_t n = 0;
-    g_ids = qp_test_read_file(qp_fixture("reference/tiny-tokenizer/eval.ids.i32"), &n);
-    g_n_ids = (int64_t)(n / sizeof(int32_t));
+    g_ids = qp_test_read_ids("reference/tiny-tokenizer/eval.ids.i32", &g_n_ids);
     return g_ids ? 0 : -1;
 }
 

@@ -1,6 +1,7 @@
 /* qp_test.c - test helpers (see qp_test.h). */
 #include "support/qp_test.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,14 @@ void *qp_test_read_file(const char *path, size_t *size)
             *size = (size_t)n;
     }
     return buf;
+}
+
+int32_t *qp_test_read_ids(const char *rel, int64_t *n)
+{
+    size_t size = 0;
+    int32_t *ids = qp_test_read_file(qp_fixture(rel), &size);
+    *n = (int64_t)(size / sizeof(int32_t));
+    return ids;
 }
 
 int qp_test_write_file(const char *path, const void *data, size_t size)
@@ -141,6 +150,20 @@ qp_run_result qp_run_qpack(const char *fmt, ...)
     return run_cmd(cmd);
 }
 
+void qp_run_qpack_ok(const char *fmt, ...)
+{
+    char args[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    qp_run_result r = qp_run_qpack("%s", args);
+    if (r.exit_code != 0)
+        print_error("qpack %s: %s\n", args, r.err);
+    assert_int_equal(r.exit_code, 0);
+    qp_run_free(&r);
+}
+
 qp_run_result qp_run_shell(const char *fmt, ...)
 {
     char cmd[9000];
@@ -158,10 +181,33 @@ void qp_run_free(qp_run_result *r)
     r->out = r->err = NULL;
 }
 
+void qp_assert_ok(qp_status st, const qp_err *err)
+{
+    if (st != QP_OK) {
+        char buf[2048];
+        qp_err_format(err, buf, sizeof buf);
+        print_error("%s\n", buf);
+    }
+    assert_int_equal(st, QP_OK);
+}
+
 int qp_count_lines(const char *s)
 {
     int n = 0;
     for (; s && *s; s++)
         n += *s == '\n';
+    return n;
+}
+
+int qp_test_dir_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
     return n;
 }
