@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/qp_crash_files.h"
+
 static volatile sig_atomic_t g_cancel;     /* set by the first SIGINT/SIGTERM */
 static volatile sig_atomic_t g_signal_num; /* which one */
 
@@ -25,6 +27,28 @@ static void on_signal(int sig)
     g_cancel = 1;
 }
 
+static void write_str(const char *s) { (void)!write(STDERR_FILENO, s, strlen(s)); }
+
+/* SIGBUS on a mapped input means the file shrank under us (another process
+ * truncated or rewrote it): name it on one line, remove our temp outputs and
+ * exit 1. Only async-signal-safe calls here. A SIGBUS elsewhere is a bug:
+ * re-raise it with the default action. */
+static void on_sigbus(int sig, siginfo_t *info, void *uctx)
+{
+    (void)uctx;
+    const char *path = info ? qp_crash_map_find(info->si_addr) : NULL;
+    if (!path) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    write_str("qpack: ");
+    write_str(path);
+    write_str(": file shrank or changed while being read (truncated by another process?)\n");
+    qp_crash_tmp_unlink_all();
+    _exit(CLI_EXIT_INTERNAL); /* 1: internal or I/O error */
+}
+
 void cli_install_signal_handlers(void)
 {
     struct sigaction sa;
@@ -33,6 +57,12 @@ void cli_install_signal_handlers(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    struct sigaction sb;
+    memset(&sb, 0, sizeof sb);
+    sb.sa_sigaction = on_sigbus;
+    sb.sa_flags = SA_SIGINFO;
+    sigemptyset(&sb.sa_mask);
+    sigaction(SIGBUS, &sb, NULL);
     /* Past RLIMIT_FSIZE a write should fail with EFBIG (reported, temp file
      * removed), not kill the process with SIGXFSZ. */
     signal(SIGXFSZ, SIG_IGN);

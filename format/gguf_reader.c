@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/qp_checked.h"
+#include "common/qp_crash_files.h"
 #include "common/qp_ggml_types.h"
 #include "format/gguf_reader_impl.h"
 
@@ -561,6 +562,7 @@ static qp_gguf *new_handle(const char *name)
         return NULL;
     }
     g->alignment = QP_GGUF_DEFAULT_ALIGNMENT;
+    g->crash_handle = -1;
     return g;
 }
 
@@ -632,6 +634,9 @@ qp_status qp_gguf_open(const char *path, qp_gguf **out, qp_err *err)
         }
         g->map = m;
         g->base = m;
+        /* A file truncated by someone else while mapped faults with SIGBUS:
+         * let the CLI's handler name it. */
+        g->crash_handle = qp_crash_map_register(m, (size_t)g->size, path);
     }
     close(fd); /* the mapping keeps the file alive */
     return finish_open(g, out, err);
@@ -648,6 +653,7 @@ void qp_gguf_close(qp_gguf *g)
     free(g->tensor_info_off);
     qp_gguf_index_free(&g->kv_ix);
     qp_gguf_index_free(&g->tensor_ix);
+    qp_crash_map_unregister(g->crash_handle);
     if (g->map)
         munmap(g->map, (size_t)g->size);
     free(g->path);

@@ -24,6 +24,7 @@ struct qp_gguf {
     const uint8_t *base;
     uint64_t size;
     void *map; /* non-NULL when we own an mmap of `size` bytes */
+    int crash_handle; /* the mapping's entry in common/qp_crash_files.h, or -1 */
     uint32_t version;
     uint32_t alignment;
     uint64_t data_off;

@@ -96,6 +96,7 @@ qp_gguf_writer *qp_gguf_writer_new(const char *final_path)
     memcpy(w->tmp_path, final_path, n);
     memcpy(w->tmp_path + n, ".tmp", 5);
     w->fd = -1;
+    w->crash_handle = -1;
     w->checksums = 1;
     w->alignment = QP_GGUF_DEFAULT_ALIGNMENT;
     pthread_mutex_init(&w->mu, NULL);

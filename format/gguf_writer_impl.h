@@ -55,6 +55,7 @@ struct qp_gguf_writer {
     int state;
     int checksums;
     int fd;
+    int crash_handle;   /* the temp file's entry in common/qp_crash_files.h, or -1 */
     uint32_t alignment;
     qp_gw_kv *kvs;
     size_t n_kv, cap_kv;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/qp_checked.h"
+#include "common/qp_crash_files.h"
 #include "common/qp_threads.h"
 
 #define READBACK_CHUNK ((size_t)1 << 20)
@@ -67,6 +68,8 @@ static void discard(qp_gguf_writer *w)
         w->fd = -1;
     }
     unlink(w->tmp_path);
+    qp_crash_tmp_unregister(w->crash_handle);
+    w->crash_handle = -1;
     w->state = QP_GW_DEAD;
 }
 
@@ -95,6 +98,9 @@ qp_status qp_gguf_writer_begin(qp_gguf_writer *w, qp_err *err)
         return qp_err_io(err, w->tmp_path, errno, "cannot create");
     }
     w->state = QP_GW_BEGUN;
+    /* A crash (SIGBUS on a truncated input) removes it too: cli/ unlinks
+     * registered temp files before exiting. */
+    w->crash_handle = qp_crash_tmp_register(w->tmp_path);
     /* Size first so pieces can land anywhere; the holes read back as the
      * zero padding the format wants. */
     int e = ftruncate(w->fd, (off_t)w->file_size) != 0 ? errno : 0;
@@ -357,6 +363,8 @@ qp_status qp_gguf_writer_finish(qp_gguf_writer *w, qp_err *err)
         discard(w);
         return st;
     }
+    qp_crash_tmp_unregister(w->crash_handle);
+    w->crash_handle = -1;
     sync_parent_dir(w->final_path);
     w->state = QP_GW_FINISHED;
     return QP_OK;
