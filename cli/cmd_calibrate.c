@@ -3,6 +3,7 @@
  * model covered (see runtime-lite/calibrate.h and docs/calibration.md). */
 #include "cli/cli.h"
 #include "cli/stream_opts.h"
+#include "cli/text_tokens.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -14,8 +15,6 @@
 #include "runtime-lite/calibrate.h"
 #include "runtime-lite/covariance.h"
 #include "runtime-lite/model.h"
-#include "runtime-lite/model_tok.h"
-#include "runtime-lite/textsrc.h"
 
 static void usage(FILE *f)
 {
@@ -243,8 +242,6 @@ int cmd_calibrate(int argc, char **argv)
     qp_err err;
     qp_err_clear(&err);
     qp_rt_model *model = NULL;
-    qp_tokenizer *tok = NULL;
-    char *text = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0, len = 0;
     qp_calib_result res;
@@ -253,18 +250,9 @@ int cmd_calibrate(int argc, char **argv)
     int rc = CLI_EXIT_OK;
     qp_status st;
 
-    if (cs.on ? (st = qp_rt_model_open_deferred(model_path, &model, &err)) != QP_OK
-              : ((st = qp_rt_model_open(model_path, &model, &err)) != QP_OK ||
-                 (st = qp_rt_model_prepack(model, (uint64_t)2 << 30, (int)n_threads, NULL, &err)) != QP_OK))
+    if ((st = cli_stream_open_model(&cs, model_path, (int)n_threads, &model, &err)) != QP_OK ||
+        (st = cli_text_tokens(model, text_path, field, &ids, &n_ids, &len, &err)) != QP_OK)
         goto fail;
-    if ((st = qp_text_load(text_path, field, &text, &len, &err)) != QP_OK ||
-        (st = qp_rt_model_tokenizer(model, &tok, NULL, &err)) != QP_OK)
-        goto fail;
-    /* like llama-imatrix: special-token text in the input is plain text */
-    if ((st = qp_tokenizer_encode(tok, text, len, QP_TOK_ENCODE_NO_CONTROL, &ids, &n_ids, &err)) != QP_OK) {
-        qp_err_set_path(&err, text_path);
-        goto fail;
-    }
     if (!quiet)
         fprintf(stderr, "qpack calibrate: %s: %zu bytes, %zu tokens, %zu chunks of %lld\n", text_path, len, n_ids,
                 n_ids / (size_t)n_ctx, n_ctx);
@@ -331,8 +319,6 @@ done:
     cli_progress_free(pc.cur);
     qp_calib_result_free(&res);
     free(ids);
-    free(text);
-    qp_tokenizer_free(tok);
     qp_rt_model_free(model);
     return rc;
 }

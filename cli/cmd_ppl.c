@@ -3,6 +3,7 @@
  * log-probability file. */
 #include "cli/cli.h"
 #include "cli/stream_opts.h"
+#include "cli/text_tokens.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -11,9 +12,7 @@
 
 #include "common/qp_threads.h"
 #include "runtime-lite/model.h"
-#include "runtime-lite/model_tok.h"
 #include "runtime-lite/ppl.h"
-#include "runtime-lite/textsrc.h"
 
 static void usage(FILE *f)
 {
@@ -292,8 +291,6 @@ int cmd_ppl(int argc, char **argv)
     qp_err err;
     qp_err_clear(&err);
     qp_rt_model *model = NULL, *base = NULL;
-    qp_tokenizer *tok = NULL;
-    char *text = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     collect_ctx cc = {{json, base_path || base_logits, 0}, NULL, 0, 0};
@@ -301,31 +298,13 @@ int cmd_ppl(int argc, char **argv)
     int rc = CLI_EXIT_OK;
     qp_status st;
 
-    /* Float weights widened to panels once (a few % faster; same bits),
-     * when that costs at most 2 GiB per model. */
-    if (cs.on) {
-        /* one layer resident at a time: no prepacking */
-        if ((st = qp_rt_model_open_deferred(model_path, &model, &err)) != QP_OK ||
-            (base_path && (st = qp_rt_model_open_deferred(base_path, &base, &err)) != QP_OK))
-            goto fail;
-    } else {
-        if ((st = qp_rt_model_open(model_path, &model, &err)) != QP_OK ||
-            (st = qp_rt_model_prepack(model, (uint64_t)2 << 30, (int)n_threads, NULL, &err)) != QP_OK)
-            goto fail;
-        if (base_path && ((st = qp_rt_model_open(base_path, &base, &err)) != QP_OK ||
-                          (st = qp_rt_model_prepack(base, (uint64_t)2 << 30, (int)n_threads, NULL, &err)) != QP_OK))
-            goto fail;
-    }
+    if ((st = cli_stream_open_model(&cs, model_path, (int)n_threads, &model, &err)) != QP_OK ||
+        (base_path && (st = cli_stream_open_model(&cs, base_path, (int)n_threads, &base, &err)) != QP_OK))
+        goto fail;
     if (text_path) {
         size_t len = 0;
-        if ((st = qp_text_load(text_path, field, &text, &len, &err)) != QP_OK ||
-            (st = qp_rt_model_tokenizer(model, &tok, NULL, &err)) != QP_OK)
+        if ((st = cli_text_tokens(model, text_path, field, &ids, &n_ids, &len, &err)) != QP_OK)
             goto fail;
-        /* like llama.cpp: special-token text in the input is plain text */
-        if ((st = qp_tokenizer_encode(tok, text, len, QP_TOK_ENCODE_NO_CONTROL, &ids, &n_ids, &err)) != QP_OK) {
-            qp_err_set_path(&err, text_path);
-            goto fail;
-        }
         if (!quiet)
             fprintf(stderr, "qpack ppl: %s: %zu bytes, %zu tokens\n", text_path, len, n_ids);
     }
@@ -383,8 +362,6 @@ done:
     cli_progress_free(prog);
     free(cc.running);
     free(ids);
-    free(text);
-    qp_tokenizer_free(tok);
     qp_rt_model_free(base);
     qp_rt_model_free(model);
     return rc;

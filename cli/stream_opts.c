@@ -53,6 +53,19 @@ int cli_stream_check(const cli_stream *cs, const char *cmd)
     return CLI_EXIT_OK;
 }
 
+qp_status cli_stream_open_model(const cli_stream *cs, const char *path, int n_threads, qp_rt_model **out,
+                                qp_err *err)
+{
+    if (cs->on)
+        return qp_rt_model_open_deferred(path, out, err);
+    qp_status st = qp_rt_model_open(path, out, err);
+    if (st == QP_OK && (st = qp_rt_model_prepack(*out, (uint64_t)2 << 30, n_threads, NULL, err)) != QP_OK) {
+        qp_rt_model_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 const qp_rt_stream_opts *cli_stream_opts(const cli_stream *cs) { return cs->on ? &cs->opts : NULL; }
 
 static double mib(unsigned long long b) { return (double)b / (1024.0 * 1024.0); }

@@ -6,6 +6,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/qp_error.h"
+#include "runtime-lite/model.h"
 #include "runtime-lite/stream.h"
 
 #define CLI_STREAM_DEFAULT_SPILL_LIMIT 4000000000ULL /* 4 GB of activations in memory */
@@ -29,6 +31,13 @@ int cli_stream_check(const cli_stream *cs, const char *cmd);
 
 /* The options for the library, NULL when not streaming. */
 const qp_rt_stream_opts *cli_stream_opts(const cli_stream *cs);
+
+/* Open MODEL (GGUF or HF directory) for ppl/calibrate: deferred, one layer
+ * resident at a time, when streaming; else whole, with float weights
+ * widened to the matmul's panels once (a few % faster, same bits) when that
+ * costs at most 2 GiB. */
+qp_status cli_stream_open_model(const cli_stream *cs, const char *path, int n_threads, qp_rt_model **out,
+                                qp_err *err);
 
 /* stderr: peak RSS (getrusage) and the engine's own accounting. */
 void cli_stream_report(const cli_stream *cs, const char *cmd);
